@@ -1,0 +1,86 @@
+"""Reading and writing splat files: one module per format, chosen here by name, extension or content.
+
+Every format module (``splatpack/io/<name>.py``) provides:
+
+- ``read(path) -> Splats`` — raises ``SplatpackError`` naming the file and the problem for bad input;
+- ``write(splats, path, **options)`` — optional; must write through ``atomic_output`` so nothing half-written
+  is ever left behind;
+- ``sniff(path, head: bytes) -> bool`` — whether a file with these first bytes is in this format;
+- ``describe(path) -> dict`` — optional extra facts for ``splatpack info`` (version, flags, ...).
+
+Modules are imported lazily so a broken optional dependency of one format never breaks the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from types import ModuleType
+
+from splatpack.errors import SplatpackError
+from splatpack.scene import Splats
+
+# name -> (module, file name endings); longer endings are tried first so ".compressed.ply" beats ".ply".
+FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "ply": ("splatpack.io.ply", (".ply",)),
+    "compressed-ply": ("splatpack.io.compressed_ply", (".compressed.ply",)),
+    "spz": ("splatpack.io.spz", (".spz",)),
+    "splat": ("splatpack.io.splat", (".splat",)),
+    "sog": ("splatpack.io.sog", (".sog", ".sog.d", "meta.json")),
+}
+
+
+def format_module(name: str) -> ModuleType:
+    if name not in FORMATS:
+        raise SplatpackError(f"unknown format {name!r}; known formats: {', '.join(FORMATS)}")
+    return importlib.import_module(FORMATS[name][0])
+
+
+def format_from_name(path: str | os.PathLike) -> str | None:
+    """Format implied by the file name's ending, or None."""
+    name = Path(path).name.lower()
+    endings = sorted(((end, fmt) for fmt, (_, ends) in FORMATS.items() for end in ends), key=lambda e: -len(e[0]))
+    for end, fmt in endings:
+        if name.endswith(end):
+            return fmt
+    return None
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """Format of an existing file: by content where a format recognises it, else by name."""
+    p = Path(path)
+    if not p.exists():
+        raise SplatpackError("no such file", p)
+    head = b""
+    if p.is_file():
+        with open(p, "rb") as f:
+            head = f.read(4096)
+    for fmt in FORMATS:
+        try:
+            mod = format_module(fmt)
+        except ImportError:
+            continue
+        if mod.sniff(p, head):
+            return fmt
+    by_name = format_from_name(p)
+    if by_name is None:
+        raise SplatpackError("unrecognised splat file (not PLY, compressed PLY, SPZ, .splat or SOG)", p)
+    return by_name
+
+
+def read(path: str | os.PathLike, format: str | None = None) -> Splats:
+    """Read any supported splat file into ``Splats`` (float32, CPU)."""
+    fmt = format or detect_format(path)
+    return format_module(fmt).read(path)
+
+
+def write(splats: Splats, path: str | os.PathLike, format: str | None = None, **options) -> None:
+    """Write ``splats`` in ``format`` (default: from ``path``'s extension), atomically."""
+    fmt = format or format_from_name(path)
+    if fmt is None:
+        raise SplatpackError(f"cannot tell the output format from the name; use one of: {', '.join(FORMATS)}", path)
+    mod = format_module(fmt)
+    if not hasattr(mod, "write"):
+        raise SplatpackError(f"writing {fmt} is not supported (read-only format)", path)
+    mod.write(splats, path, **options)
