@@ -46,3 +46,11 @@ def node_peers() -> Path:
 def splat_transform(node_peers: Path) -> Path:
     """Path of PlayCanvas's ``splat-transform`` CLI."""
     return node_peers / "node_modules" / ".bin" / "splat-transform"
+
+
+@pytest.fixture(scope="session")
+def demo_scene() -> Path:
+    """The default demo scene in ``data/demo``, generated on first use and whenever its parameters changed."""
+    from splatpack.datasets.demo_scene import generate_demo_scene
+
+    return generate_demo_scene(ROOT / "data" / "demo")

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import ModuleType
 
 from splatpack.errors import SplatpackError
+from splatpack.io.atomic import refuse_overwriting_inputs
 from splatpack.scene import Splats
 
 # name -> (module, file name endings); longer endings are tried first so ".compressed.ply" beats ".ply".
@@ -75,8 +76,13 @@ def read(path: str | os.PathLike, format: str | None = None) -> Splats:
     return format_module(fmt).read(path)
 
 
-def write(splats: Splats, path: str | os.PathLike, format: str | None = None, **options) -> None:
-    """Write ``splats`` in ``format`` (default: from ``path``'s extension), atomically."""
+def write(splats: Splats, path: str | os.PathLike, format: str | None = None, *, inputs=(), **options) -> None:
+    """Write ``splats`` in ``format`` (default: from ``path``'s extension), atomically.
+
+    ``inputs`` are the files the scene was read from: writing over one of them is refused, so an input is never
+    lost even when OUT names the same file as IN.
+    """
+    refuse_overwriting_inputs(path, inputs)
     fmt = format or format_from_name(path)
     if fmt is None:
         raise SplatpackError(f"cannot tell the output format from the name; use one of: {', '.join(FORMATS)}", path)

@@ -15,6 +15,13 @@ from typing import Iterator
 from splatpack.errors import SplatpackError
 
 
+def refuse_overwriting_inputs(path: str | os.PathLike, inputs) -> None:
+    """Raise when ``path`` is one of ``inputs`` (same file, whatever the spelling)."""
+    for src in inputs:
+        if Path(src).exists() and Path(path).exists() and os.path.samefile(src, path):
+            raise SplatpackError("output is the same file as the input; refusing to overwrite it", path)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, *, inputs: tuple[str | os.PathLike, ...] = ()) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds.
@@ -22,9 +29,7 @@ def atomic_output(path: str | os.PathLike, *, inputs: tuple[str | os.PathLike, .
     ``inputs`` are the files this output is made from: writing over one of them is refused up front.
     """
     out = Path(path)
-    for src in inputs:
-        if Path(src).exists() and out.exists() and os.path.samefile(src, out):
-            raise SplatpackError("output is the same file as the input; refusing to overwrite it", out)
+    refuse_overwriting_inputs(out, inputs)
     folder = out.parent if str(out.parent) else Path(".")
     if not folder.is_dir():
         raise SplatpackError(f"cannot write: folder {folder} does not exist", out)

@@ -1,0 +1,84 @@
+"""Grid sorting: PLAS time and neighbour quality against Morton order and random order.
+
+For each grid side S, a structured random scene of S*S Gaussians (points on a few surfaces, colour and scale
+varying smoothly over them, plus noise) gives SOG's 9-D sort key; the key is laid out in an S x S grid in
+input (random) order, in Morton order and in PLAS order, and each layout's neighbour distance and VAD on the
+key are measured (wall and CPU time: on a shared machine the CPU time is the fairer figure). Prints a table and writes bench/results/sort.json (after every size, so a cut-short run
+keeps what it measured).
+
+    .venv/bin/python bench/sort.py [--sizes 256,512,1024] [--seed 0] [--out bench/results/sort.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from splatpack.io.atomic import atomic_output
+from splatpack.scene import Splats
+from splatpack.sort import grid_order, sort_key
+from splatpack.sort.quality import neighbour_distance, vad
+
+RESULTS = Path(__file__).resolve().parent / "results" / "sort.json"
+
+
+def structured_scene(n: int, seed: int) -> Splats:
+    """Gaussians on 4 random spheres and a ground plane, colour and size smooth over each surface."""
+    g = torch.Generator().manual_seed(seed)
+    surface = torch.randint(5, (n,), generator=g)
+    u, v = torch.rand(n, generator=g), torch.rand(n, generator=g)
+    centres = torch.rand(5, 3, generator=g) * 4 - 2
+    radii = 0.3 + torch.rand(5, generator=g)
+    theta, phi = 2 * math.pi * u, torch.acos(2 * v - 1)
+    sphere = torch.stack([torch.sin(phi) * torch.cos(theta), torch.sin(phi) * torch.sin(theta), torch.cos(phi)], 1)
+    means = centres[surface] + radii[surface, None] * sphere
+    ground = surface == 4
+    means[ground] = torch.stack([u[ground] * 8 - 4, torch.full_like(u[ground], -2.5), v[ground] * 8 - 4], 1)
+    base = Splats.random(n, seed=seed)
+    rgb = 0.5 + 0.4 * torch.sin(means * 1.7 + surface[:, None].float()) + 0.05 * torch.randn(n, 3, generator=g)
+    log_scales = math.log(0.02) + 0.3 * torch.sin(means.sum(1, keepdim=True)) + 0.2 * torch.randn(n, 3, generator=g)
+    return Splats(means, base.quats, log_scales, base.opacity_logits, ((rgb - 0.5) / 0.28209479177387814)[:, None], base.shN)
+
+
+def measure(side: int, seed: int) -> dict:
+    key = sort_key(structured_scene(side * side, seed))
+    row = {"side": side, "gaussians": side * side, "key_dims": key.shape[1], "torch_threads_outside_plas": torch.get_num_threads()}
+    for method in ("none", "morton", "plas"):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        order, width = grid_order(key, method, width=side, seed=seed)
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+        grid = key[order].reshape(side, width, -1)
+        name = "random" if method == "none" else method
+        row[name] = {"seconds": seconds, "cpu_seconds": cpu_seconds, "neighbour_distance": neighbour_distance(grid), "vad": vad(grid)}
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="256,512,1024", help="comma-separated grid sides")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
+    args = parser.parse_args()
+
+    rows = []
+    print(f"{'grid':>9} {'N':>8} {'method':>7} {'time s':>8} {'CPU s':>8} {'nb dist':>8} {'VAD':>8}", flush=True)
+    for side in map(int, args.sizes.split(",")):
+        row = measure(side, args.seed)
+        rows.append(row)
+        for name in ("random", "morton", "plas"):
+            r = row[name]
+            print(f"{side:>4}x{side:<4} {side * side:>8} {name:>7} {r['seconds']:>8.2f} {r['cpu_seconds']:>8.2f} {r['neighbour_distance']:>8.4f} {r['vad']:>8.4f}", flush=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(args.out) as tmp:
+            tmp.write_text(json.dumps({"cpu_count": os.cpu_count(), "rows": rows}, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""``splatpack compress IN OUT``: convert a splat file into a compressed format."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Literal, Optional
+
+import tyro
+
+
+@dataclasses.dataclass
+class Command:
+    """Compress a splat file. The output format comes from OUT's extension (.spz, .sog, .splat, .ply)
+    unless --format says otherwise. Any format splatpack reads is accepted as input."""
+
+    input: tyro.conf.Positional[Path]
+    """Input splat file (.ply, .compressed.ply, .spz, .splat, .sog or a SOG folder/meta.json)."""
+    output: tyro.conf.Positional[Path]
+    """Output file; written to a temporary file and renamed into place when complete."""
+    format: Optional[Literal["ply", "spz", "splat", "sog"]] = None
+    """Output format (default: from OUT's extension)."""
+    sh_degree: Optional[int] = None
+    """Keep spherical harmonics up to this degree (0-3; default: all the input has)."""
+    spz_version: Literal[2, 3, 4] = 4
+    """SPZ format version to write (4: zstd streams, the reference's default; 2/3: gzip, for older readers)."""
+    preset: Literal["small", "balanced", "high"] = "balanced"
+    """Quality preset for the grid format (SOG): size versus fidelity of the SH palette and codebooks."""
+    sort: Literal["plas", "morton", "none"] = "plas"
+    """How the grid format orders Gaussians into its 2D textures (PLAS gives the smallest files)."""
+    seed: int = 0
+    """Seed for the sort and codebook k-means (same seed, same bytes)."""
+
+    def run(self) -> None:
+        from rich.console import Console
+
+        import splatpack.io as sio
+        from splatpack.commands._common import human_bytes, path_size
+        from splatpack.errors import SplatpackError
+
+        console = Console(stderr=True)
+        start = time.perf_counter()
+        in_fmt = sio.detect_format(self.input)
+        out_fmt = self.format or sio.format_from_name(self.output)
+        if out_fmt is None:
+            raise SplatpackError("cannot tell the output format from the name; pass --format", self.output)
+        with console.status(f"reading {self.input}"):
+            splats = sio.read(self.input, format=in_fmt)
+        if self.sh_degree is not None:
+            if not 0 <= self.sh_degree <= 3:
+                raise SplatpackError(f"--sh-degree {self.sh_degree} is out of range 0-3")
+            splats = splats.with_sh_degree(min(self.sh_degree, splats.sh_degree))
+        options = {
+            "spz": {"version": self.spz_version},
+            "sog": {"sort": self.sort, "seed": self.seed, "preset": self.preset},
+        }.get(out_fmt, {})
+        with console.status(f"writing {out_fmt} to {self.output}"):
+            sio.write(splats, self.output, format=out_fmt, inputs=(self.input,), **options)
+        in_size, out_size = path_size(self.input), path_size(self.output)
+        print(
+            f"{self.input} ({in_fmt}, {human_bytes(in_size)}) -> {self.output} ({out_fmt}, {human_bytes(out_size)}): "
+            f"{len(splats):,} Gaussians, SH degree {splats.sh_degree}, {in_size / out_size:.1f}x smaller than the input, "
+            f"{out_size / max(len(splats), 1):.2f} B/Gaussian, {time.perf_counter() - start:.1f} s"
+        )

@@ -1,0 +1,38 @@
+"""``splatpack decompress IN OUT.ply``: any supported file back to a standard 3DGS PLY."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import tyro
+
+
+@dataclasses.dataclass
+class Command:
+    """Decode any splat file splatpack reads into a standard 3DGS PLY (Inria layout) that every tool opens."""
+
+    input: tyro.conf.Positional[Path]
+    """Input splat file (.spz, .sog, SOG folder, .splat, .compressed.ply, .ply)."""
+    output: tyro.conf.Positional[Path]
+    """Output .ply file (written atomically)."""
+
+    def run(self) -> None:
+        from rich.console import Console
+
+        import splatpack.io as sio
+        from splatpack.commands._common import human_bytes, path_size
+
+        console = Console(stderr=True)
+        start = time.perf_counter()
+        in_fmt = sio.detect_format(self.input)
+        with console.status(f"reading {self.input}"):
+            splats = sio.read(self.input, format=in_fmt)
+        with console.status(f"writing {self.output}"):
+            sio.write(splats, self.output, format="ply", inputs=(self.input,))
+        print(
+            f"{self.input} ({in_fmt}, {human_bytes(path_size(self.input))}) -> {self.output} "
+            f"(ply, {human_bytes(path_size(self.output))}): {len(splats):,} Gaussians, SH degree {splats.sh_degree}, "
+            f"{time.perf_counter() - start:.1f} s"
+        )
