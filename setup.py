@@ -52,6 +52,9 @@ setup(
     extras_require={"test": ["pytest", "pytest-timeout", "hypothesis"]},
     entry_points={
         "console_scripts": ["splatpack=splatpack.cli:main"],
-        "nerfstudio.method_configs": [],
+        "nerfstudio.method_configs": [
+            "splatpack = splatpack.nerfstudio.method:splatpack_method",
+            "splatpack-base = splatpack.nerfstudio.method:splatpack_base_method",
+        ],
     },
 )

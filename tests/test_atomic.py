@@ -36,3 +36,13 @@ def test_refuses_input_as_output_and_missing_folder(tmp_path):
     with pytest.raises(SplatpackError, match="does not exist"):
         with atomic_output(tmp_path / "nope" / "x.ply"):
             pass
+
+
+def test_output_gets_umask_permissions_not_0600(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with atomic_output(tmp_path / "p.bin") as tmp:
+            tmp.write_bytes(b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "p.bin").stat().st_mode & 0o777 == 0o644

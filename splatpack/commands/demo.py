@@ -53,11 +53,11 @@ class Command:
         cfg = TrainConfig(steps=self.steps, sh_degree=self.sh_degree, seed=self.seed)
         init = init_from_points(points, colours, cfg.sh_degree)
         with Progress(
-            TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.4f}"),
+            TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.4f} {task.fields[n]} Gaussians"),
             TimeElapsedColumn(), TimeRemainingColumn(), console=console,
         ) as bar:
-            task = bar.add_task("train", total=cfg.steps, loss=float("nan"))
-            splats = train(init, train_set, cfg, progress=lambda step, loss: bar.update(task, advance=1, loss=loss))
+            task = bar.add_task("train", total=cfg.steps, loss=float("nan"), n=len(init))
+            splats = train(init, train_set, cfg, progress=lambda step, loss, n: bar.update(task, advance=1, loss=loss, n=n))
         train_seconds = time.perf_counter() - t0
 
         self.out.mkdir(parents=True, exist_ok=True)

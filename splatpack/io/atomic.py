@@ -41,6 +41,10 @@ def atomic_output(path: str | os.PathLike, *, inputs: tuple[str | os.PathLike, .
         raise SplatpackError(f"cannot write: {exc.strerror or exc}", out) from None
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp creates 0600; give the output the permissions a plain open() would (0666 minus the umask).
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o666 & ~umask)
     try:
         yield tmp
         try:

@@ -39,6 +39,11 @@ class TrainConfig:
     lr_opacity: float = 5e-2
     lr_sh0: float = 2.5e-3
     lr_shN: float = 2.5e-3 / 20
+    densify: bool = True
+    """Grow (clone/split) and prune Gaussians with gsplat's DefaultStrategy."""
+    refine_every: int = 100
+    grow_grad2d: float = 2e-4
+    """Screen-space gradient above which a Gaussian is cloned or split."""
     seed: int = 0
 
 
@@ -49,7 +54,7 @@ def scene_extent(cameras: CameraSet) -> tuple[torch.Tensor, float]:
     return centre, float((centres - centre).norm(dim=1).max())
 
 
-def init_from_points(points: torch.Tensor, colours: torch.Tensor, sh_degree: int) -> Splats:
+def init_from_points(points: torch.Tensor, colours: torch.Tensor, sh_degree: int, opacity: float = 0.1) -> Splats:
     """Gaussians at the given points: isotropic scale = mean distance to the 3 nearest neighbours."""
     n = points.shape[0]
     k = min(4, n)  # the point itself plus up to 3 neighbours
@@ -58,17 +63,17 @@ def init_from_points(points: torch.Tensor, colours: torch.Tensor, sh_degree: int
     splats = Splats.create(n, sh_degree)
     splats.means = points.float().clone()
     splats.log_scales = torch.log(knn.clamp_min(1e-6))[:, None].repeat(1, 3).float()
-    splats.opacity_logits = torch.full((n,), math.log(0.1 / 0.9))
+    splats.opacity_logits = torch.full((n,), math.log(opacity / (1 - opacity)))
     splats.sh0 = rgb_to_sh0(colours.float())[:, None, :]
     return splats
 
 
-def random_init(cameras: CameraSet, n: int, sh_degree: int, seed: int) -> Splats:
+def random_init(cameras: CameraSet, n: int, sh_degree: int, seed: int, opacity: float = 0.1) -> Splats:
     """``n`` random points with random colours in a box around the scene centre (half the camera radius)."""
     g = torch.Generator().manual_seed(seed)
     centre, radius = scene_extent(cameras)
     points = centre + (torch.rand(n, 3, generator=g) * 2 - 1) * radius * 0.5
-    return init_from_points(points, torch.rand(n, 3, generator=g), sh_degree)
+    return init_from_points(points, torch.rand(n, 3, generator=g), sh_degree, opacity)
 
 
 def _photometric_loss(render: torch.Tensor, target: torch.Tensor, ssim_lambda: float) -> torch.Tensor:
@@ -77,40 +82,65 @@ def _photometric_loss(render: torch.Tensor, target: torch.Tensor, ssim_lambda: f
     return (1 - ssim_lambda) * l1 + ssim_lambda * (1 - s)
 
 
+# gsplat's densification strategy addresses parameters by its own names.
+_GSPLAT_NAMES = {"means": "means", "quats": "quats", "log_scales": "scales", "opacity_logits": "opacities", "sh0": "sh0", "shN": "shN"}
+
+
 def train(splats: Splats, cameras: CameraSet, cfg: TrainConfig, *, progress=None) -> Splats:
     """Optimise ``splats`` (copied, any SH degree padded to ``cfg.sh_degree``) on ``cameras``; returns the result.
 
-    ``progress(step, loss)`` is called every step when given (the CLI drives a progress bar with it).
+    With ``cfg.densify`` gsplat's ``DefaultStrategy`` clones, splits and prunes Gaussians from ``cfg.refine_every``
+    steps on until 70% of the run (our renderer's ``info`` carries what it needs, on CPU too).
+    ``progress(step, loss, n_gaussians)`` is called every step when given (the CLI drives a progress bar with it).
     """
+    from gsplat.strategy import DefaultStrategy
+
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
     _, radius = scene_extent(cameras)
-    params = {f: torch.nn.Parameter(getattr(splats.with_sh_degree(cfg.sh_degree), f).detach().clone()) for f in Splats.FIELDS}
+    start = splats.with_sh_degree(cfg.sh_degree)
+    params = torch.nn.ParameterDict(
+        {_GSPLAT_NAMES[f]: torch.nn.Parameter(getattr(start, f).detach().clone()) for f in Splats.FIELDS}
+    )
     lrs = {
         "means": cfg.lr_means * radius,
         "quats": cfg.lr_quats,
-        "log_scales": cfg.lr_log_scales,
-        "opacity_logits": cfg.lr_opacity,
+        "scales": cfg.lr_log_scales,
+        "opacities": cfg.lr_opacity,
         "sh0": cfg.lr_sh0,
         "shN": cfg.lr_shN,
     }
-    optim = torch.optim.Adam([{"params": [params[f]], "lr": lrs[f], "name": f} for f in Splats.FIELDS], eps=1e-15)
+    optimizers = {k: torch.optim.Adam([{"params": [params[k]], "lr": lr, "name": k}], eps=1e-15) for k, lr in lrs.items()}
+    strategy = DefaultStrategy(
+        refine_start_iter=cfg.refine_every,
+        refine_stop_iter=int(cfg.steps * 0.7),
+        refine_every=cfg.refine_every,
+        reset_every=10**9,  # opacity resets need long runs to recover from
+        grow_grad2d=cfg.grow_grad2d,
+    )
+    state = strategy.initialize_state(scene_scale=radius) if cfg.densify else None
     decay = 0.01 ** (1 / max(cfg.steps, 1))  # positions: exponential decay to 1% of the initial rate
     for step in range(cfg.steps):
         degree = min(cfg.sh_degree, step // cfg.sh_interval)
         i = int(torch.randint(len(cameras.images), (1,), generator=g))
-        current = Splats(**{f: params[f] for f in Splats.FIELDS})
+        current = Splats(**{f: params[_GSPLAT_NAMES[f]] for f in Splats.FIELDS})
         out = render_splats(
             current, cameras.viewmats[i : i + 1], cameras.Ks[i : i + 1], cameras.width, cameras.height, sh_degree=degree
         )
         loss = _photometric_loss(out.rgb, cameras.images[i : i + 1], cfg.ssim_lambda)
-        optim.zero_grad(set_to_none=True)
+        if state is not None:
+            strategy.step_pre_backward(params, optimizers, state, step, out.info)
+        for opt in optimizers.values():
+            opt.zero_grad(set_to_none=True)
         loss.backward()
-        optim.step()
-        optim.param_groups[0]["lr"] *= decay
+        if state is not None:
+            strategy.step_post_backward(params, optimizers, state, step, out.info, packed=False)
+        for opt in optimizers.values():
+            opt.step()
+        optimizers["means"].param_groups[0]["lr"] *= decay
         if progress is not None:
-            progress(step, loss.item())
-    return Splats(**{f: params[f].detach() for f in Splats.FIELDS})
+            progress(step, loss.item(), len(params["means"]))
+    return Splats(**{f: params[_GSPLAT_NAMES[f]].detach() for f in Splats.FIELDS})
 
 
 @torch.no_grad()

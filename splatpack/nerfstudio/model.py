@@ -1,0 +1,365 @@
+"""The ``splatpack`` nerfstudio model: splatfacto rendered through ``splatpack.render``, with Self-Organizing grids.
+
+It subclasses ``SplatfactoModel`` so everything in nerfstudio that expects splatfacto (``ns-export
+gaussian-splat``, ``ns-eval``, ``ns-render``, ``ns-viewer``) keeps working. What changes:
+
+- rendering goes through ``splatpack.render.rasterize`` (gsplat on CUDA, a pure-torch renderer on CPU), and no
+  code path calls ``.cuda()``, so training runs on a CPU machine with no extra flags;
+- LPIPS is built only when its AlexNet weights are already on disk (torchmetrics would download them);
+- Self-Organizing Gaussians (all switchable): square grid, PLAS sorting, the smoothness loss on the sorted
+  attribute images, log-space positions. Densification changes N, so the grid is re-squared and re-sorted
+  after every refinement step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Tuple, Type, Union
+
+import torch
+from gsplat.strategy import DefaultStrategy
+from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
+from nerfstudio.models.splatfacto import (
+    RGB2SH,
+    SplatfactoModel,
+    SplatfactoModelConfig,
+    num_sh_bases,
+    random_quat_tensor,
+)
+from nerfstudio.utils.colors import get_color
+from nerfstudio.utils.rich_utils import CONSOLE
+from pytorch_msssim import SSIM
+
+from splatpack.nerfstudio import sog
+
+# gsplat's DefaultStrategy resets opacities every ``reset_every`` steps; "never" is a step no run reaches.
+NEVER = 1 << 62
+
+
+@dataclass
+class SplatpackModelConfig(SplatfactoModelConfig):
+    """splatfacto's options, plus Self-Organizing Gaussians (defaults: the paper's settings)."""
+
+    _target: Type = field(default_factory=lambda: SplatpackModel)
+    sog_grid: bool = True
+    """Keep N a square number and the Gaussians PLAS-sorted into an s x s grid (needed by the smoothness loss)."""
+    sort_every: int = 1000
+    """Re-sort the grid every this many steps after ``warmup_length`` (and after every densification)."""
+    sort_weights: Dict[str, float] = field(default_factory=lambda: {"xyz": 1.0, "features_dc": 1.0, "scaling": 1.0})
+    """Sort-key weights by SOG attribute name (xyz, features_dc, features_rest, opacity, scaling, rotation);
+    the paper sorts by z-normalised position, DC colour and linear scale."""
+    sort_improvement_break: float = 1e-4
+    """PLAS stops a radius when an iteration improves its objective by less than this fraction."""
+    smoothness_lambda: float = 1.0
+    """Weight of the smoothness loss; 0 turns it off."""
+    smoothness_weights: Dict[str, float] = field(default_factory=lambda: {"opacities": 1.0, "quats": 10.0})
+    """Attribute images (raw parameters, by gauss_params name) the loss smooths, and their weights (normalised)."""
+    log_positions: bool = True
+    """Optimise positions in log space, ``y = sign(x) log1p|x|``."""
+    seed: int = 0
+    """Seed of the sorting's random shuffles."""
+    export_at_end: bool = True
+    """Write .ply/.spz/.sog (in the input data's own frame) and a quality report when training finishes."""
+    export_formats: Tuple[str, ...] = ("ply", "spz", "sog")
+    """Formats written by the end-of-training export."""
+
+    # SOG's densification (paper, section "Training"): fewer, later refinements and a stricter prune.
+    refine_every: int = 1000
+    densify_grad_thresh: float = 7e-5
+    use_absgrad: bool = False
+    cull_alpha_thresh: float = 0.1
+    densify_size_thresh: float = 0.1
+    reset_alpha_every: int = 0
+    """Every this many refinement steps, reset the alpha; 0 never resets (SOG)."""
+
+
+def camera_to_viewmats(camera_to_worlds: torch.Tensor) -> torch.Tensor:
+    """nerfstudio (OpenGL) camera-to-world (C, 3, 4) -> OpenCV world-to-camera (C, 4, 4)."""
+    rot = camera_to_worlds[:, :3, :3] * torch.tensor([1.0, -1.0, -1.0], device=camera_to_worlds.device)
+    rot_inv = rot.transpose(1, 2)
+    viewmats = torch.zeros(camera_to_worlds.shape[0], 4, 4, device=camera_to_worlds.device, dtype=rot.dtype)
+    viewmats[:, :3, :3] = rot_inv
+    viewmats[:, :3, 3:4] = -rot_inv @ camera_to_worlds[:, :3, 3:4]
+    viewmats[:, 3, 3] = 1.0
+    return viewmats
+
+
+def _local_lpips():
+    """torchmetrics LPIPS when the AlexNet weights are already on disk, else None (it would download them)."""
+    try:
+        from torchvision.models import AlexNet_Weights
+
+        weights = Path(torch.hub.get_dir()) / "checkpoints" / Path(AlexNet_Weights.IMAGENET1K_V1.url).name
+    except Exception as exc:  # torchvision may be unusable on a CPU-only torch
+        CONSOLE.log(f"[yellow]LPIPS is skipped in metrics: torchvision models are unavailable ({exc})")
+        return None
+    if not weights.exists():
+        CONSOLE.log(f"[yellow]LPIPS is skipped in metrics: AlexNet weights are not on disk ({weights})")
+        return None
+    from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+
+    return LearnedPerceptualImagePatchSimilarity(normalize=True)
+
+
+class SplatpackModel(SplatfactoModel):
+    config: SplatpackModelConfig
+
+    # ------------------------------------------------------------------ set-up
+
+    def populate_modules(self):
+        cfg = self.config
+        if cfg.smoothness_lambda > 0 and not cfg.sog_grid:
+            raise ValueError("the smoothness loss needs the square grid: set sog_grid True or smoothness_lambda 0")
+        seeded = self.seed_points is not None and not cfg.random_init
+        if seeded:
+            means = self.seed_points[0].float()
+        else:
+            means = (torch.rand((cfg.num_random, 3)) - 0.5) * cfg.random_scale
+        distances, _ = self.k_nearest_sklearn(means, 3)
+        scales = torch.log(torch.from_numpy(distances).mean(dim=-1, keepdim=True).repeat(1, 3))
+        n = means.shape[0]
+        quats = random_quat_tensor(n)
+        dim_sh = num_sh_bases(cfg.sh_degree)
+        if seeded and self.seed_points[1].shape[0] > 0:
+            rgb = self.seed_points[1].float() / 255
+            # sh_degree 0 renders sigmoid(features_dc), as splatfacto does.
+            features_dc = RGB2SH(rgb) if cfg.sh_degree > 0 else torch.logit(rgb, eps=1e-10)
+        else:
+            features_dc = torch.rand(n, 3)
+        features_rest = torch.zeros(n, dim_sh - 1, 3)
+        opacities = torch.logit(0.1 * torch.ones(n, 1))
+        if cfg.log_positions:
+            means = sog.log_encode(means)
+        self.gauss_params = torch.nn.ParameterDict(
+            {
+                "means": torch.nn.Parameter(means),
+                "scales": torch.nn.Parameter(scales),
+                "quats": torch.nn.Parameter(quats),
+                "features_dc": torch.nn.Parameter(features_dc),
+                "features_rest": torch.nn.Parameter(features_rest),
+                "opacities": torch.nn.Parameter(opacities),
+            }
+        )
+        self.camera_optimizer = cfg.camera_optimizer.setup(num_cameras=self.num_train_data, device="cpu")
+
+        from torchmetrics.image import PeakSignalNoiseRatio
+
+        self.psnr = PeakSignalNoiseRatio(data_range=1.0)
+        self.ssim = SSIM(data_range=1.0, size_average=True, channel=3)
+        self.lpips = _local_lpips()
+        self.step = 0
+        self.optimizers = {}
+        self.crop_box = None
+        if cfg.background_color == "random":
+            # viser's default background: what eval and the viewer show.
+            self.background_color = torch.tensor([0.1490, 0.1647, 0.2157])
+        else:
+            self.background_color = get_color(cfg.background_color)
+        if cfg.use_bilateral_grid:
+            from nerfstudio.model_components.lib_bilagrid import BilateralGrid
+
+            self.bil_grids = BilateralGrid(
+                num=self.num_train_data, grid_X=cfg.grid_shape[0], grid_Y=cfg.grid_shape[1], grid_W=cfg.grid_shape[2]
+            )
+        resets = cfg.reset_alpha_every > 0
+        self.strategy = DefaultStrategy(
+            prune_opa=cfg.cull_alpha_thresh,
+            grow_grad2d=cfg.densify_grad_thresh,
+            grow_scale3d=cfg.densify_size_thresh,
+            grow_scale2d=cfg.split_screen_size,
+            prune_scale3d=cfg.cull_scale_thresh,
+            prune_scale2d=cfg.cull_screen_size,
+            refine_scale2d_stop_iter=cfg.stop_screen_size_at,
+            refine_start_iter=cfg.warmup_length,
+            refine_stop_iter=cfg.stop_split_at,
+            reset_every=cfg.reset_alpha_every * cfg.refine_every if resets else NEVER,
+            refine_every=cfg.refine_every,
+            pause_refine_after_reset=self.num_train_data + cfg.refine_every if resets else 0,
+            absgrad=cfg.use_absgrad,
+            revised_opacity=False,
+            verbose=True,
+        )
+        self.strategy_state = self.strategy.initialize_state(scene_scale=1.0)
+        if cfg.sog_grid:
+            self.square_and_sort()
+
+    # ------------------------------------------------------------------ parameters
+
+    @property
+    def means(self):
+        """World-space centres (decoded from log space when ``log_positions``)."""
+        raw = self.gauss_params["means"]
+        return sog.log_decode(raw) if self.config.log_positions else raw
+
+    def grid(self, name: str) -> torch.Tensor:
+        """The raw parameter ``name`` as its (s, s, C) grid image."""
+        return sog.as_grid(self.gauss_params[name])
+
+    def current_splats(self):
+        """The model's Gaussians as ``Splats`` (nerfstudio frame, detached, float32, CPU)."""
+        from splatpack.scene import Splats
+
+        with torch.no_grad():
+            return Splats(
+                means=self.means.detach().float().cpu(),
+                quats=self.quats.detach().float().cpu(),
+                log_scales=self.scales.detach().float().cpu(),
+                opacity_logits=self.opacities.detach().float().cpu().reshape(-1),
+                sh0=self.shs_0.detach().float().cpu()[:, None, :],
+                shN=self.shs_rest.detach().float().cpu(),
+            )
+
+    # ------------------------------------------------------------------ Self-Organizing grid
+
+    @torch.no_grad()
+    def square_and_sort(self) -> None:
+        """Drop the least opaque Gaussians down to a square count, then PLAS-sort them into the grid."""
+        from splatpack.sort import sort_key
+        from splatpack.sort.plas import plas_sort
+
+        keep = sog.square_keep_indices(self.gauss_params["opacities"].detach().reshape(-1))
+        splats = self.current_splats()[keep.cpu()]
+        s = sog.grid_side(len(splats))
+        key = sort_key(splats, self.config.sort_weights)
+        order = plas_sort(
+            key.reshape(s, s, -1), seed=self.config.seed + self.step, improvement_break=self.config.sort_improvement_break
+        ).reshape(-1)
+        sog.reorder_parameters(self.gauss_params, self.optimizers, self.strategy_state, keep[order.to(keep.device)])
+
+    def _refines_at(self, step: int) -> bool:
+        """Whether gsplat's DefaultStrategy grows/prunes Gaussians after this step (its own condition)."""
+        st = self.strategy
+        return (
+            step < st.refine_stop_iter
+            and step > st.refine_start_iter
+            and step % st.refine_every == 0
+            and step % st.reset_every >= st.pause_refine_after_reset
+        )
+
+    def step_post_backward(self, step):
+        assert step == self.step
+        refines = self._refines_at(step)
+        means = self.gauss_params["means"]
+        if refines and self.config.log_positions:
+            # Splitting samples new centres around world positions: hand the strategy world-space means.
+            means.data = sog.log_decode(means.data)
+        super().step_post_backward(step)
+        if refines and self.config.log_positions:
+            means = self.gauss_params["means"]
+            means.data = sog.log_encode(means.data)
+        cfg = self.config
+        if cfg.sog_grid and (refines or (step > cfg.warmup_length and step % cfg.sort_every == 0)):
+            self.square_and_sort()
+
+    def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
+        callbacks = super().get_training_callbacks(training_callback_attributes)
+        if self.config.export_at_end and training_callback_attributes.trainer is not None:
+            callbacks.append(
+                TrainingCallback(
+                    [TrainingCallbackLocation.AFTER_TRAIN],
+                    self._export_after_training,
+                    args=[training_callback_attributes.pipeline, training_callback_attributes.trainer],
+                )
+            )
+        return callbacks
+
+    def _export_after_training(self, pipeline, trainer, step):
+        from splatpack.nerfstudio.export import export_pipeline
+
+        out_dir = Path(trainer.base_dir) / "splatpack_export"
+        report = export_pipeline(pipeline, out_dir, formats=self.config.export_formats)
+        for name, entry in report["files"].items():
+            quality = f", held-out PSNR {entry['psnr']:.2f} SSIM {entry['ssim']:.4f}" if "psnr" in entry else ""
+            CONSOLE.log(f"splatpack export {out_dir / name}: {entry['bytes']} bytes{quality}")
+
+    # ------------------------------------------------------------------ rendering
+
+    def get_outputs(self, camera: Cameras) -> Dict[str, Union[torch.Tensor, List]]:
+        from splatpack.render import rasterize
+
+        if not isinstance(camera, Cameras):
+            return {}
+        if self.training:
+            assert camera.shape[0] == 1, "Only one camera at a time"
+            camera_to_worlds = self.camera_optimizer.apply_to_camera(camera)
+        else:
+            camera_to_worlds = camera.camera_to_worlds
+
+        crop_ids = None
+        if self.crop_box is not None and not self.training:
+            crop_ids = self.crop_box.within(self.means).squeeze()
+            if crop_ids.sum() == 0:
+                return self.get_empty_outputs(int(camera.width.item()), int(camera.height.item()), self.background_color)
+
+        def crop(t):
+            return t if crop_ids is None else t[crop_ids]
+
+        colors = torch.cat((crop(self.features_dc)[:, None, :], crop(self.features_rest)), dim=1)
+        if self.config.sh_degree > 0:
+            sh_degree = min(self.step // self.config.sh_degree_interval, self.config.sh_degree)
+        else:
+            colors = torch.sigmoid(colors[:, 0, :])
+            sh_degree = None
+
+        scale_fac = self._get_downscale_factor()
+        camera.rescale_output_resolution(1 / scale_fac)
+        viewmats = camera_to_viewmats(camera_to_worlds)
+        Ks = camera.get_intrinsics_matrices().to(self.device)
+        width, height = int(camera.width.item()), int(camera.height.item())
+        self.last_size = (height, width)
+        camera.rescale_output_resolution(scale_fac)
+
+        out = rasterize(
+            crop(self.means),
+            crop(self.quats),
+            torch.exp(crop(self.scales)),
+            torch.sigmoid(crop(self.opacities)).squeeze(-1),
+            colors,
+            viewmats,
+            Ks,
+            width,
+            height,
+            sh_degree=sh_degree,
+            near_plane=0.01,
+            far_plane=1e10,
+            rasterize_mode=self.config.rasterize_mode,
+        )
+        self.info = out.info
+        if self.training:
+            self.strategy.step_pre_backward(self.gauss_params, self.optimizers, self.strategy_state, self.step, self.info)
+
+        background = self._get_background_color()
+        alpha = out.alpha
+        rgb = torch.clamp(out.rgb + (1 - alpha) * background, 0.0, 1.0)
+        if self.config.use_bilateral_grid and self.training:
+            if camera.metadata is not None and "cam_idx" in camera.metadata:
+                rgb = self._apply_bilateral_grid(rgb, camera.metadata["cam_idx"], height, width)
+        depth = None
+        if self.config.output_depth_during_training or not self.training:
+            depth = torch.where(alpha > 0, out.depth, out.depth.detach().max()).squeeze(0)
+        if background.shape[0] == 3 and not self.training:
+            background = background.expand(height, width, 3)
+        return {"rgb": rgb.squeeze(0), "depth": depth, "accumulation": alpha.squeeze(0), "background": background}
+
+    # ------------------------------------------------------------------ losses and metrics
+
+    def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, torch.Tensor]:
+        loss_dict = super().get_loss_dict(outputs, batch, metrics_dict)
+        if self.training and self.config.smoothness_lambda > 0:
+            grids = {name: self.grid(name) for name in self.config.smoothness_weights}
+            loss_dict["sog_smoothness"] = self.config.smoothness_lambda * sog.smoothness_loss(
+                grids, self.config.smoothness_weights
+            )
+        return loss_dict
+
+    def get_image_metrics_and_images(self, outputs, batch):
+        if self.lpips is not None:
+            return super().get_image_metrics_and_images(outputs, batch)
+        gt = self.composite_with_background(self.get_gt_img(batch["image"]), outputs["background"])
+        pred = outputs["rgb"]
+        combined = torch.cat([gt, pred], dim=1)
+        gt_b, pred_b = gt.permute(2, 0, 1)[None], pred.permute(2, 0, 1)[None]
+        metrics = {"psnr": float(self.psnr(gt_b, pred_b).item()), "ssim": float(self.ssim(gt_b, pred_b))}
+        return metrics, {"img": combined}
