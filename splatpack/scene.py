@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterable, Sequence
 
+import numpy as np
 import torch
 
 from splatpack.errors import SplatpackError
@@ -88,6 +89,24 @@ class Splats:
             sh0=torch.zeros(n, 1, 3, **kw),
             shN=torch.zeros(n, SH_REST_COUNT[sh_degree], 3, **kw),
         )
+
+    @classmethod
+    def from_numpy(cls, *, means, quats, log_scales, opacity_logits, sh0, shN, source=None) -> "Splats":
+        """Build float32 CPU ``Splats`` from array-likes shaped as the fields (``sh0`` may be (N, 3)), checking
+        shapes and finite values; ``source`` names the file in error messages."""
+
+        def f32(a) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+
+        n = len(means)
+        return cls(
+            means=f32(means),
+            quats=f32(quats),
+            log_scales=f32(log_scales),
+            opacity_logits=f32(opacity_logits),
+            sh0=f32(sh0).reshape(n, 1, 3),
+            shN=f32(shN).reshape(n, -1, 3),
+        ).validate(source=None if source is None else str(source))
 
     @classmethod
     def random(cls, n: int, sh_degree: int = 0, *, seed: int = 0, extent: float = 1.0, dtype=torch.float32) -> "Splats":

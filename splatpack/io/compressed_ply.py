@@ -20,7 +20,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from splatpack.errors import SplatpackError
 from splatpack.scene import SH_C0, SH_REST_COUNT, Splats, sh_degree_for_rest_count
@@ -175,17 +174,9 @@ def read(path: str | os.PathLike) -> Splats:
     else:
         shN = np.zeros((n, 0, 3))
 
-    def f32(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
-
-    return Splats(
-        means=f32(means),
-        quats=f32(quats),
-        log_scales=f32(log_scales),
-        opacity_logits=f32(opacity_logits),
-        sh0=f32(sh0[:, None, :]),
-        shN=f32(shN),
-    ).validate(source=path)
+    return Splats.from_numpy(
+        means=means, quats=quats, log_scales=log_scales, opacity_logits=opacity_logits, sh0=sh0, shN=shN, source=path
+    )
 
 
 def sniff(path: str | os.PathLike, head: bytes) -> bool:

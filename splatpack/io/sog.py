@@ -301,17 +301,9 @@ def _decode(box: _Container, m: dict) -> Splats:
 
     shN = _decode_shN(box, m, n) if m["shN"] is not None else np.zeros((n, 0, 3))
 
-    def f32(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
-
-    return Splats(
-        means=f32(means),
-        quats=f32(quats),
-        log_scales=f32(log_scales),
-        opacity_logits=f32(opacity),
-        sh0=f32(sh0[:, None, :]),
-        shN=f32(shN),
-    ).validate(source=box.path)
+    return Splats.from_numpy(
+        means=means, quats=quats, log_scales=log_scales, opacity_logits=opacity, sh0=sh0, shN=shN, source=box.path
+    )
 
 
 def read(path: str | os.PathLike) -> Splats:

@@ -84,15 +84,15 @@ def read(path: str | os.PathLike) -> Splats:
     q = np.where(norm > 0, q / np.where(norm > 0, norm, 1), [1.0, 0.0, 0.0, 0.0])
     rgba = r["rgba"].astype(np.float64) / 255
     alpha = np.clip(rgba[:, 3], ALPHA_EPS, 1 - ALPHA_EPS)
-    t = lambda x: torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))  # noqa: E731
-    return Splats(
-        means=t(position),
-        quats=t(q),
-        log_scales=t(np.log(scale)),
-        opacity_logits=t(np.log(alpha / (1 - alpha))),
-        sh0=t(((rgba[:, :3] - 0.5) / SH_C0)[:, None, :]),
-        shN=torch.zeros(len(r), 0, 3),
-    ).validate(source=os.fspath(path))
+    return Splats.from_numpy(
+        means=position,
+        quats=q,
+        log_scales=np.log(scale),
+        opacity_logits=np.log(alpha / (1 - alpha)),
+        sh0=(rgba[:, :3] - 0.5) / SH_C0,
+        shN=np.zeros((len(r), 0, 3)),
+        source=path,
+    )
 
 
 def sniff(path, head: bytes) -> bool:

@@ -452,14 +452,14 @@ def _decode(header: tuple, arrays: list[np.ndarray], flip: bool, path) -> Splats
         means = means * _FLIP_P
         q[:, :3] *= _FLIP_Q
         shN = shN * _FLIP_SH[: shN.shape[1], None]
-    t = lambda x: torch.from_numpy(np.ascontiguousarray(x, dtype=F32))  # noqa: E731
-    return Splats(
-        means=t(means),
-        quats=t(q[:, [3, 0, 1, 2]]),
-        log_scales=t(scales / 16.0 - 10.0),
-        opacity_logits=t(np.log(a / (1 - a))),
-        sh0=t(((colors / 255.0 - 0.5) / 0.15)[:, None, :]),
-        shN=t(shN),
+    return Splats.from_numpy(
+        means=means,
+        quats=q[:, [3, 0, 1, 2]],
+        log_scales=scales / 16.0 - 10.0,
+        opacity_logits=np.log(a / (1 - a)),
+        sh0=(colors / 255.0 - 0.5) / 0.15,
+        shN=shN,
+        source=path,
     )
 
 
