@@ -19,6 +19,7 @@ import torch
 
 from splatpack.errors import SplatpackError
 from splatpack.io.atomic import atomic_output
+from splatpack.io.files import read_input_bytes
 from splatpack.scene import SH_C0, Splats
 
 RECORD = np.dtype([("position", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 4), ("rotation", "u1", 4)])
@@ -51,14 +52,7 @@ def write(splats: Splats, path: str | os.PathLike) -> None:
 
 def _records(path) -> np.ndarray:
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise SplatpackError("no such file", p) from None
-    except IsADirectoryError:
-        raise SplatpackError("is a directory, not a .splat file", p) from None
-    except OSError as exc:
-        raise SplatpackError(f"cannot read: {exc.strerror or exc}", p) from None
+    data = read_input_bytes(p, "a .splat file")
     if not data:
         raise SplatpackError("empty file: a .splat file holds at least one 32-byte record", p)
     if len(data) % RECORD.itemsize:

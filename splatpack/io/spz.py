@@ -40,6 +40,7 @@ import zstandard
 
 from splatpack.errors import SplatpackError
 from splatpack.io.atomic import atomic_output
+from splatpack.io.files import read_input_bytes
 from splatpack.scene import SH_REST_COUNT, Splats
 
 MAGIC = b"NGSP"  # the reference's uint32 0x5053474e written little-endian
@@ -250,17 +251,6 @@ def write(
 # ---------------------------------------------------------------------------------------------- parsing
 
 
-def _read_file(path) -> bytes:
-    p = Path(path)
-    try:
-        return p.read_bytes()
-    except FileNotFoundError:
-        raise SplatpackError("no such file", p) from None
-    except IsADirectoryError:
-        raise SplatpackError("is a directory, not an SPZ file", p) from None
-    except OSError as exc:
-        raise SplatpackError(f"cannot read: {exc.strerror or exc}", p) from None
-
 
 def _check_header(version: int, count: int, sh_degree: int, path) -> None:
     if version not in (1, 2, 3, 4):
@@ -390,7 +380,7 @@ def _unzstd(data: bytes, entry: dict, path) -> np.ndarray:
 
 def _load(path) -> tuple[tuple, list[np.ndarray]]:
     """Header fields and the uncompressed attribute arrays of an SPZ file."""
-    data = _read_file(path)
+    data = read_input_bytes(path, "an SPZ file")
     if data[:2] == GZIP_MAGIC:
         header, _, body = _gunzip_exact(data, path)
         return header, _split(body, header[0], header[1], header[2])
@@ -477,7 +467,7 @@ def sniff(path, head: bytes) -> bool:
 
 def describe(path: str | os.PathLike) -> dict:
     """Version, count, SH degree, fractional bits, flags and (v4) stream sizes, without decoding values."""
-    data = _read_file(path)
+    data = read_input_bytes(path, "an SPZ file")
     if data[:4] == MAGIC:
         header, entries, records = _parse_v4(data, path)
         extra = {

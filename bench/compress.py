@@ -1,0 +1,266 @@
+"""Size, fidelity and speed of every output format, splatpack vs PlayCanvas splat-transform, in one run.
+
+For each input scene (written as a standard 3DGS PLY first) this encodes:
+
+- ours: SPZ v4, SOG (presets small / balanced / high, sort from ``--sort``) and .splat, each by running the
+  ``splatpack compress`` CLI as a subprocess (so both sides pay their interpreter / node start-up);
+- peer: ``splat-transform`` 3.7.0 to .spz and to .sog (``-g cpu``: SOG's k-means on the CPU, no GPU here).
+
+Every output is decoded with OUR readers (they match the peer's decoders, see tests/) and compared to the
+original: per-attribute errors after matching Gaussians by nearest centre (SOG and .splat reorder them), and
+PSNR / SSIM of renders of the decoded scene against renders of the original from ``--views`` cameras on a
+sphere around the robust centre (2nd-98th percentile box), looking inward, 60 degree FOV, OpenCV axes.
+.splat keeps SH degree 0 only, so its render loss includes the dropped view-dependent colour.
+
+Inputs (``--inputs``, comma-separated):
+  small   Splats.random(50_000, 3, seed=0): quick, exercises the SH path of SOG;
+  biker   ../shared/data/splats/biker.compressed.ply decoded with our reader (skipped if the data is absent);
+  1m      Splats.random(1_000_000, 3, seed=0): slow (rendered at min(--size, 128) px).
+
+    .venv/bin/python bench/compress.py [--inputs small,biker] [--views 16] [--size 256] [--sort plas]
+
+Prints one table per input and writes all rows plus metadata to ``--out`` (bench/results/compress.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from splatpack.io import ply, read  # noqa: E402
+from splatpack.metrics import psnr, ssim  # noqa: E402
+from splatpack.render import render_splats  # noqa: E402
+from splatpack.scene import Splats  # noqa: E402
+
+PEER = ROOT / ".cache" / "node" / "node_modules" / ".bin" / "splat-transform"
+OURS = ROOT / ".venv" / "bin" / "splatpack"
+BIKER = ROOT.parent / "shared" / "data" / "splats" / "biker.compressed.ply"
+PRESETS = ("small", "balanced", "high")
+BIG_SIZE = 128  # render size cap for the 1M case, to bound time and memory on a 2-core machine
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+
+def load_input(name: str, small_n: int) -> tuple[Splats, str] | None:
+    """The scene for ``name`` and a description, or None (with a message) when its data is missing."""
+    if name == "small":
+        return Splats.random(small_n, 3, seed=0), f"Splats.random({small_n:_}, 3, seed=0)"
+    if name == "1m":
+        return Splats.random(1_000_000, 3, seed=0), "Splats.random(1_000_000, 3, seed=0)"
+    if name == "biker":
+        if not BIKER.exists():
+            print(f"skipping biker: {BIKER} is absent")
+            return None
+        return read(BIKER), f"{BIKER.name} decoded by splatpack"
+    raise SystemExit(f"unknown input {name!r}; choose from small, biker, 1m")
+
+
+# ---------------------------------------------------------------------------------------------- encoding
+
+def timed(cmd: list[str], timeout: float) -> float | None:
+    """Wall seconds of ``cmd``, or None if it ran past ``timeout`` (it is killed)."""
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return wall
+
+
+def encodings(src: Path, d: Path, sort: str) -> list[tuple[str, str, Path, list[str]]]:
+    """(format, writer, output path, command) for every output of one input PLY."""
+    jobs = [
+        ("spz", "splatpack", d / "ours.spz", [str(OURS), "compress", str(src), str(d / "ours.spz")]),
+        ("spz", "splat-transform", d / "peer.spz", [str(PEER), "-q", "-w", str(src), str(d / "peer.spz")]),
+    ]
+    for preset in PRESETS:
+        out = d / f"ours-{preset}.sog"
+        jobs.append((f"sog {preset}", f"splatpack {sort}", out,
+                     [str(OURS), "compress", str(src), str(out), "--sort", sort, "--preset", preset]))
+    jobs.append(("sog", "splat-transform", d / "peer.sog", [str(PEER), "-q", "-w", "-g", "cpu", str(src), str(d / "peer.sog")]))
+    jobs.append(("splat", "splatpack", d / "ours.splat", [str(OURS), "compress", str(src), str(d / "ours.splat")]))
+    return jobs
+
+
+# ---------------------------------------------------------------------------------------------- fidelity
+
+def attribute_errors(src: Splats, decoded: Splats) -> dict[str, float]:
+    """Max and mean absolute error per attribute, each original Gaussian matched to the nearest decoded centre."""
+    _, idx = cKDTree(decoded.means.numpy()).query(src.means.numpy(), workers=-1)
+    d = decoded[torch.from_numpy(idx)]
+    dot = (d.unit_quats * src.unit_quats).sum(1).abs().clamp(max=1)
+    diffs = {
+        "means": (d.means - src.means).abs(),
+        "quat_deg": torch.rad2deg(2 * torch.acos(dot)),
+        "log_scales": (d.log_scales - src.log_scales).abs(),
+        "opacity": (d.opacities - src.opacities).abs(),
+        "sh0": (d.sh0 - src.sh0).abs(),
+    }
+    if src.shN.shape[1]:
+        # A format that drops the higher bands (.splat) decodes them as zeros.
+        shN = d.shN if d.shN.shape[1] == src.shN.shape[1] else torch.zeros_like(src.shN)
+        diffs["shN"] = (shN - src.shN).abs()
+    out = {}
+    for name, e in diffs.items():
+        out[f"{name}_max"] = float(e.max())
+        out[f"{name}_mean"] = float(e.double().mean())
+    return out
+
+
+def cameras(scene: Splats, views: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``views`` OpenCV world-to-camera matrices on a Fibonacci sphere around the robust centre, looking at it."""
+    lo, hi = np.percentile(scene.means.numpy(), [2, 98], axis=0)
+    centre = torch.tensor((lo + hi) / 2, dtype=torch.float32)
+    radius = float(np.linalg.norm(hi - lo) / 2)
+    distance = 1.1 * radius / math.sin(math.radians(30))  # the percentile box's sphere fits the 60 degree view
+    i = torch.arange(views, dtype=torch.float32) + 0.5
+    z = 1 - 2 * i / views
+    phi = i * math.pi * (3 - math.sqrt(5))
+    dirs = torch.stack([torch.sqrt(1 - z**2) * torch.cos(phi), torch.sqrt(1 - z**2) * torch.sin(phi), z], 1)
+    viewmats = []
+    for direction in dirs:
+        eye = centre + distance * direction
+        forward = -direction
+        # Any up vector not parallel to the view direction gives a valid frame; pick the least aligned axis.
+        up = torch.eye(3)[int(forward.abs().argmin())]
+        right = torch.nn.functional.normalize(torch.linalg.cross(forward, up), dim=0)
+        down = torch.linalg.cross(forward, right)
+        r = torch.stack([right, down, forward])  # rows: camera x (right), y (down), z (forward) in world
+        m = torch.eye(4)
+        m[:3, :3] = r
+        m[:3, 3] = -r @ eye
+        viewmats.append(m)
+    f = 0.5 * size / math.tan(math.radians(30))
+    K = torch.tensor([[f, 0, size / 2], [0, f, size / 2], [0, 0, 1.0]])
+    return torch.stack(viewmats), K.expand(views, 3, 3).contiguous()
+
+
+@torch.no_grad()
+def render_all(scene: Splats, viewmats: torch.Tensor, Ks: torch.Tensor, size: int, batch: int) -> torch.Tensor:
+    return torch.cat([
+        render_splats(scene, viewmats[i : i + batch], Ks[i : i + batch], size, size, backend="torch").rgb
+        for i in range(0, len(viewmats), batch)
+    ])  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+def print_table(name: str, info: dict, rows: list[dict]) -> None:
+    print(f"\n== {name}: {info['description']} — {info['gaussians']:,} Gaussians, SH {info['sh_degree']}, "
+          f"PLY {info['ply_bytes']:,} B; renders {info['views']} views at {info['size']} px (PSNR/SSIM vs original)")
+    print("   encode s = wall time of the CLI subprocess (splatpack compress / splat-transform), start-up included")
+    head = f"{'format':<13}{'writer':<17}{'bytes':>12}{'B/G':>8}{'ratio':>8}{'enc s':>8}{'dec s':>7}{'PSNR':>8}{'SSIM':>8}"
+    head += f"{'pos max':>10}{'pos mean':>10}{'sh0 mean':>10}{'shN mean':>10}{'opa mean':>10}{'rot° mean':>10}"
+    print(head)
+    for r in rows:
+        if "timed_out_s" in r:
+            print(f"{r['format']:<13}{r['writer']:<17}  encode gave up after {r['timed_out_s']:.0f} s")
+            continue
+        e = r["errors"]
+        print(f"{r['format']:<13}{r['writer']:<17}{r['bytes']:>12,}{r['bytes_per_gaussian']:>8.2f}{r['ratio_vs_ply']:>8.2f}"
+              f"{r['encode_s']:>8.2f}{r['decode_s']:>7.2f}{r['psnr']:>8.2f}{r['ssim']:>8.4f}"
+              f"{e['means_max']:>10.2e}{e['means_mean']:>10.2e}{e['sh0_mean']:>10.2e}{e.get('shN_mean', 0):>10.2e}"
+              f"{e['opacity_mean']:>10.2e}{e['quat_deg_mean']:>10.3f}")
+
+
+def run_input(name: str, args, tmp: Path) -> dict | None:
+    loaded = load_input(name, args.small_n)
+    if loaded is None:
+        return None
+    scene, description = loaded
+    d = tmp / name
+    d.mkdir()
+    src = d / "in.ply"
+    ply.write(scene, src)
+    size = min(args.size, BIG_SIZE) if len(scene) > 500_000 else args.size
+    batch = 2 if len(scene) > 500_000 else 4
+    viewmats, Ks = cameras(scene, args.views, size)
+    t = time.perf_counter()
+    reference = render_all(scene, viewmats, Ks, size, batch)
+    render_s = time.perf_counter() - t
+    info = {
+        "description": description, "gaussians": len(scene), "sh_degree": scene.sh_degree,
+        "ply_bytes": src.stat().st_size, "views": args.views, "size": size, "sort": args.sort,
+        "reference_render_s": round(render_s, 2),
+        "reference_mean_alpha_coverage": float((reference.sum(-1) > 0).float().mean()),
+    }  # fmt: skip
+    print(f"[{name}] reference renders: {render_s:.1f} s, {info['reference_mean_alpha_coverage']:.0%} of pixels covered", flush=True)
+    rows = []
+    for fmt, writer, out, cmd in encodings(src, d, args.sort):
+        encode_s = timed(cmd, args.timeout)
+        if encode_s is None:
+            print(f"[{name}] {fmt} / {writer}: gave up after {args.timeout:.0f} s", flush=True)
+            rows.append({"format": fmt, "writer": writer, "command": " ".join(cmd), "timed_out_s": args.timeout})
+            continue
+        t = time.perf_counter()
+        decoded = read(out)
+        decode_s = time.perf_counter() - t
+        images = render_all(decoded, viewmats, Ks, size, batch)
+        nbytes = out.stat().st_size
+        rows.append({
+            "format": fmt, "writer": writer, "command": " ".join(Path(c).name if i == 0 else c for i, c in enumerate(cmd)),
+            "bytes": nbytes, "bytes_per_gaussian": nbytes / len(scene), "ratio_vs_ply": info["ply_bytes"] / nbytes,
+            "encode_s": round(encode_s, 2), "decode_s": round(decode_s, 2), "decoded_gaussians": len(decoded),
+            "psnr": psnr(images, reference), "ssim": ssim(images, reference),
+            "errors": attribute_errors(scene, decoded),
+        })  # fmt: skip
+        print(f"[{name}] {fmt} / {writer}: {nbytes:,} B, encode {encode_s:.1f} s, PSNR {rows[-1]['psnr']:.2f}", flush=True)
+    print_table(name, info, rows)
+    return {"input": info, "rows": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--inputs", default="small,biker", help="comma-separated cases: small, biker, 1m (default: small,biker)")
+    parser.add_argument("--views", type=int, default=16, help="render viewpoints per scene (default 16)")
+    parser.add_argument("--size", type=int, default=256, help="square render size in px (1M case: at most 128)")
+    parser.add_argument("--sort", choices=("plas", "morton"), default="plas", help="Gaussian order for our SOG writer")
+    parser.add_argument("--small-n", type=int, default=50_000, help="Gaussians in the 'small' SH3 scene (default 50000)")
+    parser.add_argument("--timeout", type=float, default=1800, help="give up on one encode after this many seconds "
+                        "(splat-transform's CPU SOG k-means on SH3 scenes is slow; default 1800)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "compress.json"), help="JSON results path")
+    args = parser.parse_args()
+    for tool in (PEER, OURS):
+        if not tool.exists():
+            raise SystemExit(f"{tool} is missing (npm peers: run the SPZ/SOG tests once; ours: pip install -e .)")
+
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    results = []
+    with tempfile.TemporaryDirectory(dir=ROOT / ".cache") as tmp:
+        for name in args.inputs.split(","):
+            r = run_input(name.strip(), args, Path(tmp))
+            if r is not None:
+                results.append(r)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "started": started, "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "argv": sys.argv[1:],
+        "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg(), "python": platform.python_version(),
+                    "torch": torch.__version__, "platform": platform.platform(), "node": platform.node()},
+        "peer": "splat-transform 3.7.0",
+        "results": results,
+    }, indent=2) + "\n")  # fmt: skip
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
