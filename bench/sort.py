@@ -6,7 +6,7 @@ input (random) order, in Morton order and in PLAS order, and each layout's neigh
 key are measured (wall and CPU time: on a shared machine the CPU time is the fairer figure). Prints a table and writes bench/results/sort.json (after every size, so a cut-short run
 keeps what it measured).
 
-    .venv/bin/python bench/sort.py [--sizes 256,512,1024] [--seed 0] [--out bench/results/sort.json]
+    .venv/bin/python bench/sort.py [--sizes 256,512,1024] [--paper] [--seed 0] [--out bench/results/sort.json]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 
 from splatpack.io.atomic import atomic_output
 from splatpack.scene import Splats
-from splatpack.sort import grid_order, sort_key
+from splatpack.sort import FAST_PLAS, PAPER_PLAS, grid_order, sort_key
 from splatpack.sort.quality import neighbour_distance, vad
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sort.json"
@@ -46,15 +46,16 @@ def structured_scene(n: int, seed: int) -> Splats:
     return Splats(means, base.quats, log_scales, base.opacity_logits, ((rgb - 0.5) / 0.28209479177387814)[:, None], base.shN)
 
 
-def measure(side: int, seed: int) -> dict:
+def measure(side: int, seed: int, paper: bool) -> dict:
     key = sort_key(structured_scene(side * side, seed))
     row = {"side": side, "gaussians": side * side, "key_dims": key.shape[1], "torch_threads_outside_plas": torch.get_num_threads()}
-    for method in ("none", "morton", "plas"):
+    for name, method, schedule in (("random", "none", None), ("morton", "morton", None), ("plas", "plas", FAST_PLAS), ("plas_paper", "plas", PAPER_PLAS)):
+        if name == "plas_paper" and not paper:
+            continue
         start, cpu_start = time.perf_counter(), time.process_time()
-        order, width = grid_order(key, method, width=side, seed=seed)
+        order, width = grid_order(key, method, width=side, seed=seed, plas_schedule=schedule)
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         grid = key[order].reshape(side, width, -1)
-        name = "random" if method == "none" else method
         row[name] = {"seconds": seconds, "cpu_seconds": cpu_seconds, "neighbour_distance": neighbour_distance(grid), "vad": vad(grid)}
     return row
 
@@ -63,15 +64,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="256,512,1024", help="comma-separated grid sides")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--paper", action="store_true", help="also run PLAS with the paper's (slow) schedule")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
     args = parser.parse_args()
 
     rows = []
     print(f"{'grid':>9} {'N':>8} {'method':>7} {'time s':>8} {'CPU s':>8} {'nb dist':>8} {'VAD':>8}", flush=True)
     for side in map(int, args.sizes.split(",")):
-        row = measure(side, args.seed)
+        row = measure(side, args.seed, args.paper)
         rows.append(row)
-        for name in ("random", "morton", "plas"):
+        for name in ("random", "morton", "plas", "plas_paper"):
+            if name not in row:
+                continue
             r = row[name]
             print(f"{side:>4}x{side:<4} {side * side:>8} {name:>7} {r['seconds']:>8.2f} {r['cpu_seconds']:>8.2f} {r['neighbour_distance']:>8.4f} {r['vad']:>8.4f}", flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
