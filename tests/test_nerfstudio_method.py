@@ -17,6 +17,7 @@ import torch
 pytest.importorskip("nerfstudio")
 
 from splatpack.nerfstudio import sog  # noqa: E402
+from splatpack.sort.quality import neighbour_distance  # noqa: E402
 
 ITERATIONS = 60
 # The untrained seed cloud scores ~11.0 dB at step 0 (training-view PSNR logged by the run); 60 CPU steps reach
@@ -102,16 +103,16 @@ def test_grid_stays_square_and_sorted(trained):
     assert n != 4000  # the 4000-point seed cloud was squared
     # Sorted neighbours are close in space; a random arrangement of the same Gaussians is not.
     means = model.means.detach()
-    sorted_dist = sog.neighbour_distance(sog.as_grid(means))
+    sorted_dist = neighbour_distance(sog.as_grid(means))
     shuffled = means[torch.randperm(n, generator=torch.Generator().manual_seed(0))]
-    assert sorted_dist < 0.5 * sog.neighbour_distance(sog.as_grid(shuffled))
+    assert sorted_dist < 0.5 * neighbour_distance(sog.as_grid(shuffled))
 
 
 def test_smoothness_loss_smooths_the_grids(trained, trained_without_smoothness):
     with_loss = trained.pipeline.model
     without = trained_without_smoothness.pipeline.model
     def roughness(model, name):
-        return sog.neighbour_distance(model.grid(name).detach())
+        return neighbour_distance(model.grid(name).detach())
 
     # Opacities start equal (a perfectly smooth grid); photometric gradients roughen them unless the loss holds
     # them together. Quaternions start random and move slowly (lr 1e-3), so 60 steps only dent their roughness.

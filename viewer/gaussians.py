@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import torch
 
+from splatpack.render._torch_impl import rotation_matrices
 from splatpack.scene import Splats
 
 # Robust bounds ignore the outer 2 % of centres on each side: floaters far from a capture would otherwise
@@ -37,16 +38,7 @@ def budget_indices(order: torch.Tensor, max_splats: int) -> torch.Tensor:
 
 def covariances(splats: Splats) -> np.ndarray:
     """(N, 3, 3) float32 world covariances ``R diag(s^2) R^T`` from unit quaternions and ``exp(log_scales)``."""
-    w, x, y, z = splats.unit_quats.unbind(dim=1)
-    rot = torch.stack(
-        [
-            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-        ],
-        dim=1,
-    ).reshape(-1, 3, 3)
-    rs = rot * splats.scales[:, None, :]  # R diag(s)
+    rs = rotation_matrices(splats.quats) * splats.scales[:, None, :]  # R diag(s)
     return (rs @ rs.transpose(1, 2)).to(torch.float32).numpy()
 
 

@@ -91,13 +91,6 @@ def smoothness_loss(grids: Mapping[str, torch.Tensor], weights: Mapping[str, flo
     return loss
 
 
-def neighbour_distance(grid: torch.Tensor) -> float:
-    """Mean L2 distance between horizontally and vertically adjacent cells of an (s, s, C) image."""
-    dx = (grid[:, 1:] - grid[:, :-1]).norm(dim=-1)
-    dy = (grid[1:] - grid[:-1]).norm(dim=-1)
-    return float(torch.cat([dx.flatten(), dy.flatten()]).mean())
-
-
 @torch.no_grad()
 def reorder_parameters(
     params: torch.nn.ParameterDict,
