@@ -54,3 +54,15 @@ def demo_scene() -> Path:
     from splatpack.datasets.demo_scene import generate_demo_scene
 
     return generate_demo_scene(ROOT / "data" / "demo")
+
+
+@pytest.fixture(scope="session")
+def browser_stack():
+    """Headless Chromium and playwright-core (see tests/browser/harness.py); skips where they cannot be set up."""
+    from browser.harness import Unavailable, ensure_chromium, ensure_playwright
+
+    try:
+        ensure_chromium()
+        ensure_playwright()
+    except Unavailable as exc:
+        pytest.skip(f"headless Chromium is not available: {exc}")

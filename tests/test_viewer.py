@@ -21,11 +21,8 @@ from viewer.shading import view_rgbs
 
 from browser.harness import (
     Browser,
-    Unavailable,
     ViewerProcess,
     drawn_fraction,
-    ensure_chromium,
-    ensure_playwright,
     free_port,
     scene_region,
     wait_until,
@@ -220,15 +217,6 @@ def test_save_screenshot_writes_the_png(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- real browser
-
-
-@pytest.fixture(scope="session")
-def browser_stack():
-    try:
-        ensure_chromium()
-        ensure_playwright()
-    except Unavailable as exc:
-        pytest.skip(f"headless Chromium is not available: {exc}")
 
 
 @pytest.mark.slow

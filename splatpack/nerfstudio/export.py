@@ -164,7 +164,7 @@ def export_pipeline(pipeline, out_dir: str | os.PathLike, formats: Iterable[str]
     """
     from splatpack import io
     from splatpack.commands._common import path_size
-    from splatpack.nerfstudio.model import camera_to_viewmats
+    from splatpack.nerfstudio.model import camera_to_viewmats, splats_of
 
     model = pipeline.model
     outputs = pipeline.datamanager.train_dataparser_outputs
@@ -172,7 +172,7 @@ def export_pipeline(pipeline, out_dir: str | os.PathLike, formats: Iterable[str]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    trained = model.current_splats()
+    trained = splats_of(model)
     scene = splats_to_data_frame(trained, transform, scale)
     images, cameras = _heldout_views(pipeline)
     background = model.background_color.detach().float().cpu()

@@ -86,6 +86,25 @@ def camera_to_viewmats(camera_to_worlds: torch.Tensor) -> torch.Tensor:
     return viewmats
 
 
+def splats_of(model: SplatfactoModel):
+    """The Gaussians of any splatfacto-family model as ``Splats`` (nerfstudio frame, detached, float32, CPU).
+
+    ``model.means`` is world space for both (ours decodes it from log space when stored so); ``shs_0`` is the DC
+    coefficient also when ``sh_degree`` is 0 and the model renders ``sigmoid(features_dc)``.
+    """
+    from splatpack.scene import Splats
+
+    with torch.no_grad():
+        return Splats(
+            means=model.means.detach().float().cpu(),
+            quats=model.quats.detach().float().cpu(),
+            log_scales=model.scales.detach().float().cpu(),
+            opacity_logits=model.opacities.detach().float().cpu().reshape(-1),
+            sh0=model.shs_0.detach().float().cpu()[:, None, :],
+            shN=model.shs_rest.detach().float().cpu(),
+        )
+
+
 def _local_lpips():
     """torchmetrics LPIPS when the AlexNet weights are already on disk, else None (it would download them)."""
     try:
@@ -199,17 +218,7 @@ class SplatpackModel(SplatfactoModel):
 
     def current_splats(self):
         """The model's Gaussians as ``Splats`` (nerfstudio frame, detached, float32, CPU)."""
-        from splatpack.scene import Splats
-
-        with torch.no_grad():
-            return Splats(
-                means=self.means.detach().float().cpu(),
-                quats=self.quats.detach().float().cpu(),
-                log_scales=self.scales.detach().float().cpu(),
-                opacity_logits=self.opacities.detach().float().cpu().reshape(-1),
-                sh0=self.shs_0.detach().float().cpu()[:, None, :],
-                shN=self.shs_rest.detach().float().cpu(),
-            )
+        return splats_of(self)
 
     # ------------------------------------------------------------------ Self-Organizing grid
 

@@ -1,0 +1,200 @@
+"""Training benchmark: our plain-3DGS baseline, ``splatpack`` (Self-Organizing Gaussians) and nerfstudio's
+``splatfacto``, side by side on the same data with the same iteration budget.
+
+Each method trains through nerfstudio's own ``Trainer`` (what ``ns-train`` runs), then every run is exported
+the same way (``splatpack.nerfstudio.export``: scene mapped to the data frame, written as .ply/.spz/.sog, read
+back and rendered against the held-out views with one renderer), so PSNR/SSIM and sizes are comparable.
+
+Short-run schedule, applied to every method alike (the 30k-step defaults would never densify or raise the SH
+degree in a CPU-sized budget): no resolution warm-up (``num_downscales 0``), densification from
+``iterations/15`` to ``iterations/2``, SH degree +1 every ``iterations/15``; 3DGS-style methods refine every 100
+steps, SOG every ``iterations/6`` (the paper refines 10x less often than 3DGS) and re-sorts as often.
+
+splatfacto on a machine without CUDA: its gsplat call is replaced by ``splatpack.render.rasterize`` (the
+torch backend), its hard-coded ``.cuda()`` calls return the CPU tensor, and LPIPS (which would download
+AlexNet) is not built. Our CPU renderer has no ``absgrad``, so there splatfacto densifies on the plain
+gradient with Inria's threshold 2e-4 instead of absgrad 8e-4; with CUDA it runs unmodified.
+
+    .venv/bin/python bench/train.py [--scenes demo,fox] [--iterations 1500] [--fox-scale 0.125]
+                                    [--methods splatpack-base,splatpack,splatfacto] [--out bench/results/train.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from splatpack.io.atomic import atomic_output
+
+ROOT = Path(__file__).resolve().parents[1]
+FOX = ROOT.parent / "shared" / "data" / "fox"
+METHODS = ("splatpack-base", "splatpack", "splatfacto")
+
+
+# ---------------------------------------------------------------------------------------------- splatfacto on CPU
+
+
+def _rasterization_on_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width, height, *,
+                          near_plane, far_plane, render_mode, sh_degree, rasterize_mode, **_unused):
+    """gsplat's ``rasterization`` call as splatfacto makes it, answered by our torch renderer."""
+    from splatpack.render import rasterize
+
+    out = rasterize(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree=sh_degree,
+                    near_plane=near_plane, far_plane=far_plane, rasterize_mode=rasterize_mode, backend="torch")
+    render = out.rgb if render_mode == "RGB" else torch.cat([out.rgb, out.depth], dim=-1)
+    return render, out.alpha, out.info
+
+
+class _NoLPIPS(torch.nn.Module):
+    def forward(self, *args):
+        raise RuntimeError("LPIPS is not built in this benchmark (its AlexNet weights would be downloaded)")
+
+
+@contextlib.contextmanager
+def splatfacto_on_cpu():
+    """Let nerfstudio's unmodified SplatfactoModel train without CUDA for the duration of the block."""
+    import nerfstudio.models.splatfacto as splatfacto
+    import torchmetrics.image.lpip as lpip
+
+    saved = (splatfacto.rasterization, torch.Tensor.cuda, lpip.LearnedPerceptualImagePatchSimilarity)
+    splatfacto.rasterization = _rasterization_on_cpu
+    torch.Tensor.cuda = lambda self, *args, **kwargs: self
+    lpip.LearnedPerceptualImagePatchSimilarity = lambda **kwargs: _NoLPIPS()
+    try:
+        yield
+    finally:
+        splatfacto.rasterization, torch.Tensor.cuda, lpip.LearnedPerceptualImagePatchSimilarity = saved
+
+
+# ---------------------------------------------------------------------------------------------- configs
+
+
+def method_config(method: str, data: Path, out: Path, iterations: int, scale: float, eval_interval: int | None):
+    from nerfstudio.configs.method_configs import method_configs
+
+    from splatpack.nerfstudio.dataparser import SplatpackDataParserConfig
+    from splatpack.nerfstudio.method import splatpack_base_method, splatpack_method
+
+    if method == "splatfacto":
+        cfg = copy.deepcopy(method_configs["splatfacto"])
+        # Same files, same parser; only the seed cloud is read with plyfile instead of open3d.
+        cfg.pipeline.datamanager.dataparser = SplatpackDataParserConfig()
+        cfg.machine.device_type = "cuda" if torch.cuda.is_available() else "cpu"
+        if not torch.cuda.is_available():
+            cfg.pipeline.model.use_absgrad = False
+            cfg.pipeline.model.densify_grad_thresh = 2e-4
+    else:
+        cfg = copy.deepcopy({"splatpack": splatpack_method, "splatpack-base": splatpack_base_method}[method].config)
+        cfg.pipeline.model.export_at_end = False  # the benchmark exports every method the same way
+    cfg.output_dir = out
+    cfg.experiment_name = data.name
+    cfg.timestamp = method
+    cfg.vis = "tensorboard"
+    cfg.max_num_iterations = iterations
+    cfg.steps_per_eval_image = cfg.steps_per_eval_batch = cfg.steps_per_eval_all_images = 10**9
+    cfg.steps_per_save = 10**9
+    dm = cfg.pipeline.datamanager
+    dm.data = data
+    dm.camera_res_scale_factor = scale
+    dm.dataparser.downscale_factor = 1  # never write downscaled image folders next to the data
+    if eval_interval:
+        dm.dataparser.eval_mode = "interval"
+        dm.dataparser.eval_interval = eval_interval
+    model = cfg.pipeline.model
+    model.num_downscales = 0
+    model.warmup_length = iterations // 15
+    model.stop_split_at = iterations // 2
+    model.sh_degree_interval = iterations // 15
+    if method == "splatpack":
+        model.refine_every = model.sort_every = max(iterations // 6, 100)
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------- one run
+
+
+def run(method: str, scene: str, data: Path, work: Path, args) -> dict:
+    from nerfstudio.engine.trainer import Trainer
+    from nerfstudio.scripts.train import _set_random_seed
+
+    from splatpack.nerfstudio.export import export_pipeline
+
+    scale = args.fox_scale if scene == "fox" else 1.0
+    cfg = method_config(method, data, work / "runs", args.iterations, scale, 8 if scene == "fox" else None)
+    patch = splatfacto_on_cpu() if method == "splatfacto" and not torch.cuda.is_available() else contextlib.nullcontext()
+    with patch:
+        _set_random_seed(cfg.machine.seed)
+        cfg.save_config()
+        trainer = Trainer(cfg, local_rank=0, world_size=1)
+        trainer.setup()
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+        report = export_pipeline(trainer.pipeline, work / "export" / scene / method, formats=("ply", "spz", "sog"))
+    files = report["files"]
+    row = {
+        "scene": scene, "method": method, "iterations": args.iterations, "gaussians": report["num_gaussians"],
+        "psnr": report["trained_psnr"], "ssim": report["trained_ssim"], "train_seconds": seconds,
+        "seconds_per_iteration": seconds / args.iterations,
+        "resolution": [int(trainer.pipeline.datamanager.train_dataset.cameras.width[0]),
+                       int(trainer.pipeline.datamanager.train_dataset.cameras.height[0])],
+    }
+    for name, entry in files.items():
+        fmt = name.split(".")[-1]
+        row[f"{fmt}_bytes"], row[f"{fmt}_psnr"], row[f"{fmt}_ssim"] = entry["bytes"], entry["psnr"], entry["ssim"]
+    return row
+
+
+def print_table(rows: list[dict]) -> None:
+    head = f"{'scene':5s} {'method':15s} {'N':>7s} {'PSNR':>6s} {'SSIM':>6s} {'PLY MB':>7s} {'SPZ MB':>7s} " \
+           f"{'SPZ dB':>6s} {'SOG MB':>7s} {'SOG dB':>6s} {'PLY/SOG':>7s} {'train s':>8s}"
+    print(head)
+    for r in rows:
+        print(f"{r['scene']:5s} {r['method']:15s} {r['gaussians']:7d} {r['psnr']:6.2f} {r['ssim']:6.4f} "
+              f"{r['ply_bytes'] / 1e6:7.3f} {r['spz_bytes'] / 1e6:7.3f} {r['spz_psnr']:6.2f} {r['sog_bytes'] / 1e6:7.3f} "
+              f"{r['sog_psnr']:6.2f} {r['ply_bytes'] / r['sog_bytes']:7.1f} {r['train_seconds']:8.1f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenes", default="demo,fox", help="comma-separated: demo (generated into data/demo), fox")
+    ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
+    ap.add_argument("--iterations", type=int, default=1500, help="training iterations, the same for every method")
+    ap.add_argument("--fox-scale", type=float, default=0.125, help="fox image scale (1080x1920 -> 135x240 at 0.125)")
+    ap.add_argument("--work", type=Path, default=None, help="keep runs and exports here (default: a temp folder)")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "train.json")
+    args = ap.parse_args()
+
+    from splatpack.datasets.demo_scene import generate_demo_scene
+
+    scenes = {"demo": lambda: generate_demo_scene(ROOT / "data" / "demo"), "fox": lambda: FOX}
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.machine(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "threads": torch.get_num_threads(), "iterations": args.iterations, "fox_scale": args.fox_scale}
+    rows = []
+    with contextlib.ExitStack() as stack:
+        work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="splatpack-bench-train-")))
+        for scene in args.scenes.split(","):
+            data = scenes[scene]()
+            if not data.exists():
+                print(f"skipping {scene}: {data} is absent")
+                continue
+            for method in args.methods.split(","):
+                print(f"== {scene} / {method}", flush=True)
+                rows.append(run(method, scene, data, work, args))
+                print_table(rows)
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_output(args.out) as tmp:  # after every run, so a cut-short benchmark keeps its rows
+                    tmp.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
