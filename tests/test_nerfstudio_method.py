@@ -11,6 +11,7 @@ import copy
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -290,3 +291,52 @@ def test_ns_viewer_shows_our_renders_in_a_browser(trained, tmp_path, browser_sta
         except subprocess.TimeoutExpired:
             viewer.kill()
             viewer.wait()
+
+
+# ---------------------------------------------------------------------------------------------- other data layouts
+
+
+def _cli_config(args: list[str], out: Path):
+    """The config ``ns-train ARGS`` builds (its ``--data`` moved onto the datamanager as ns-train does)."""
+    import tyro
+    from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
+
+    cfg = tyro.cli(AnnotatedBaseConfigUnion, args=args[:1] + ["--vis", "tensorboard", "--output-dir", str(out),
+                   "--timestamp", "run", "--pipeline.model.sort-improvement-break", "1e-2"] + args[1:])
+    cfg.pipeline.datamanager.data = cfg.data
+    return cfg
+
+
+def test_colmap_data_trains_and_exports_onto_the_colmap_points(demo_scene, tmp_path):
+    """``ns-train splatpack --data DIR colmap``: seeds from points3D.bin, and the export lands back on them."""
+    from scipy.spatial import cKDTree
+
+    from splatpack import io
+    from splatpack.datasets.colmap import read_points3d_binary
+
+    cfg = _cli_config(["splatpack", "--data", str(demo_scene), "--max-num-iterations", "10",
+                       "--pipeline.datamanager.camera-res-scale-factor", "0.25", "colmap"], tmp_path)
+    assert type(cfg.pipeline.datamanager.dataparser).__name__ == "ColmapDataParserConfig"
+    trainer = _train(cfg)
+    points = read_points3d_binary(demo_scene / "colmap" / "sparse" / "0" / "points3D.bin").xyz
+    assert trainer.pipeline.model.num_points == sog.grid_side(len(points)) ** 2  # the seed cloud, squared
+    exported = io.read(Path(trainer.base_dir) / "splatpack_export" / "scene.ply")
+    # Ten steps barely move the Gaussians: in the COLMAP frame they still sit on the points they came from.
+    dist, _ = cKDTree(points).query(exported.means.numpy())
+    extent = np.linalg.norm(points.max(0) - points.min(0))
+    assert np.median(dist) < 1e-2 * extent
+
+
+def test_instant_ngp_transforms_train(shared_data, tmp_path):
+    """The fox capture (instant-ngp transforms.json with distortion, no seed cloud) trains from random points."""
+    cfg = _cli_config(["splatpack", "--data", str(shared_data / "fox"), "--max-num-iterations", "10",
+                       "--pipeline.model.num-random", "5000", "--pipeline.model.export-at-end", "False",
+                       "--pipeline.datamanager.camera-res-scale-factor", "0.0625",
+                       "nerfstudio-data", "--eval-mode", "interval", "--eval-interval", "8",
+                       "--downscale-factor", "1"], tmp_path)
+    trainer = _train(cfg)
+    dm = trainer.pipeline.datamanager
+    assert len(dm.train_dataset) + len(dm.eval_dataset) == 50 and len(dm.eval_dataset) == 7
+    assert trainer.pipeline.model.num_points == sog.grid_side(5000) ** 2
+    metrics = trainer.pipeline.get_average_eval_image_metrics()
+    assert 5.0 < metrics["psnr"] < 60.0, metrics  # a real image comparison happened, at the 68x120 views
