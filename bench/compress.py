@@ -15,7 +15,8 @@ sphere around the robust centre (2nd-98th percentile box), looking inward, 60 de
 Inputs (``--inputs``, comma-separated):
   small   Splats.random(50_000, 3, seed=0): quick, exercises the SH path of SOG;
   biker   ../shared/data/splats/biker.compressed.ply decoded with our reader (skipped if the data is absent);
-  1m      Splats.random(1_000_000, 3, seed=0): slow (rendered at min(--size, 128) px).
+  1m      Splats.random(1_000_000, 3, seed=0): slow (rendered at min(--size, 128) px);
+  a path  any splat file we read (e.g. a plugin-trained scene's exported scene.ply).
 
     .venv/bin/python bench/compress.py [--inputs small,biker] [--views 16] [--size 256] [--sort plas]
 
@@ -67,22 +68,43 @@ def load_input(name: str, small_n: int) -> tuple[Splats, str] | None:
             print(f"skipping biker: {BIKER} is absent")
             return None
         return read(BIKER), f"{BIKER.name} decoded by splatpack"
-    raise SystemExit(f"unknown input {name!r}; choose from small, biker, 1m")
+    if Path(name).is_file():
+        return read(name), f"{Path(name).name} decoded by splatpack"
+    raise SystemExit(f"unknown input {name!r}; choose from small, biker, 1m or give a splat file")
 
 
 # ---------------------------------------------------------------------------------------------- encoding
 
-def timed(cmd: list[str], timeout: float) -> float | None:
-    """Wall seconds of ``cmd``, or None if it ran past ``timeout`` (it is killed)."""
-    start = time.perf_counter()
+def _peak_rss_mb(pid: int) -> float | None:
+    """VmHWM of a running process: its peak resident memory since its exec (ru_maxrss would include the
+    forking benchmark's own memory, which a child inherits across exec)."""
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return None
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return wall
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def timed(cmd: list[str], timeout: float) -> tuple[float, float] | None:
+    """(wall seconds, peak resident MB) of ``cmd``, or None if it ran past ``timeout`` (it is killed)."""
+    start = time.perf_counter()
+    peak = 0.0
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
+        while proc.poll() is None:
+            peak = max(peak, _peak_rss_mb(proc.pid) or 0.0)
+            if time.perf_counter() - start > timeout:
+                proc.kill()
+                proc.wait()
+                return None
+            time.sleep(0.02)
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {err.read().decode()[-2000:]}")
+    return wall, peak
 
 
 def encodings(src: Path, d: Path, sort: str) -> list[tuple[str, str, Path, list[str]]]:
@@ -167,7 +189,8 @@ def print_table(name: str, info: dict, rows: list[dict]) -> None:
     print(f"\n== {name}: {info['description']} — {info['gaussians']:,} Gaussians, SH {info['sh_degree']}, "
           f"PLY {info['ply_bytes']:,} B; renders {info['views']} views at {info['size']} px (PSNR/SSIM vs original)")
     print("   encode s = wall time of the CLI subprocess (splatpack compress / splat-transform), start-up included")
-    head = f"{'format':<13}{'writer':<17}{'bytes':>12}{'B/G':>8}{'ratio':>8}{'enc s':>8}{'dec s':>7}{'PSNR':>8}{'SSIM':>8}"
+    print("   enc/dec MB = peak resident memory of that subprocess; dec s = `decompress` to PLY by the writer's own tool")
+    head = f"{'format':<13}{'writer':<17}{'bytes':>12}{'B/G':>8}{'ratio':>8}{'enc s':>8}{'enc MB':>8}{'dec s':>7}{'dec MB':>8}{'PSNR':>8}{'SSIM':>8}"
     head += f"{'pos max':>10}{'pos mean':>10}{'sh0 mean':>10}{'shN mean':>10}{'opa mean':>10}{'rot° mean':>10}"
     print(head)
     for r in rows:
@@ -176,7 +199,7 @@ def print_table(name: str, info: dict, rows: list[dict]) -> None:
             continue
         e = r["errors"]
         print(f"{r['format']:<13}{r['writer']:<17}{r['bytes']:>12,}{r['bytes_per_gaussian']:>8.2f}{r['ratio_vs_ply']:>8.2f}"
-              f"{r['encode_s']:>8.2f}{r['decode_s']:>7.2f}{r['psnr']:>8.2f}{r['ssim']:>8.4f}"
+              f"{r['encode_s']:>8.2f}{r['encode_peak_mb']:>8.0f}{r['decompress_s']:>7.2f}{r['decompress_peak_mb']:>8.0f}{r['psnr']:>8.2f}{r['ssim']:>8.4f}"
               f"{e['means_max']:>10.2e}{e['means_mean']:>10.2e}{e['sh0_mean']:>10.2e}{e.get('shN_mean', 0):>10.2e}"
               f"{e['opacity_mean']:>10.2e}{e['quat_deg_mean']:>10.3f}")
 
@@ -186,7 +209,7 @@ def run_input(name: str, args, tmp: Path) -> dict | None:
     if loaded is None:
         return None
     scene, description = loaded
-    d = tmp / name
+    d = tmp / Path(name).name
     d.mkdir()
     src = d / "in.ply"
     ply.write(scene, src)
@@ -205,11 +228,16 @@ def run_input(name: str, args, tmp: Path) -> dict | None:
     print(f"[{name}] reference renders: {render_s:.1f} s, {info['reference_mean_alpha_coverage']:.0%} of pixels covered", flush=True)
     rows = []
     for fmt, writer, out, cmd in encodings(src, d, args.sort):
-        encode_s = timed(cmd, args.timeout)
-        if encode_s is None:
+        encoded = timed(cmd, args.timeout)
+        if encoded is None:
             print(f"[{name}] {fmt} / {writer}: gave up after {args.timeout:.0f} s", flush=True)
             rows.append({"format": fmt, "writer": writer, "command": " ".join(cmd), "timed_out_s": args.timeout})
             continue
+        encode_s, encode_mb = encoded
+        # Each writer's own tool turns its file back into a standard PLY (what `decompress` costs a user).
+        back = out.with_suffix(".decoded.ply")
+        tool = [str(OURS), "decompress"] if writer.startswith("splatpack") else [str(PEER), "-q", "-w"]
+        decompress_s, decompress_mb = timed(tool + [str(out), str(back)], args.timeout) or (math.nan, math.nan)
         t = time.perf_counter()
         decoded = read(out)
         decode_s = time.perf_counter() - t
@@ -218,7 +246,9 @@ def run_input(name: str, args, tmp: Path) -> dict | None:
         rows.append({
             "format": fmt, "writer": writer, "command": " ".join(Path(c).name if i == 0 else c for i, c in enumerate(cmd)),
             "bytes": nbytes, "bytes_per_gaussian": nbytes / len(scene), "ratio_vs_ply": info["ply_bytes"] / nbytes,
-            "encode_s": round(encode_s, 2), "decode_s": round(decode_s, 2), "decoded_gaussians": len(decoded),
+            "encode_s": round(encode_s, 2), "encode_peak_mb": round(encode_mb, 1),
+            "decompress_s": round(decompress_s, 2), "decompress_peak_mb": round(decompress_mb, 1),
+            "decode_s": round(decode_s, 2), "decoded_gaussians": len(decoded),
             "psnr": psnr(images, reference), "ssim": ssim(images, reference),
             "errors": attribute_errors(scene, decoded),
         })  # fmt: skip
@@ -229,7 +259,7 @@ def run_input(name: str, args, tmp: Path) -> dict | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--inputs", default="small,biker", help="comma-separated cases: small, biker, 1m (default: small,biker)")
+    parser.add_argument("--inputs", default="small,biker", help="comma-separated cases: small, biker, 1m or splat file paths (default: small,biker)")
     parser.add_argument("--views", type=int, default=16, help="render viewpoints per scene (default 16)")
     parser.add_argument("--size", type=int, default=256, help="square render size in px (1M case: at most 128)")
     parser.add_argument("--sort", choices=("plas", "morton"), default="plas", help="Gaussian order for our SOG writer")

@@ -77,7 +77,8 @@ def splatfacto_on_cpu():
 # ---------------------------------------------------------------------------------------------- configs
 
 
-def method_config(method: str, data: Path, out: Path, iterations: int, scale: float, eval_interval: int | None):
+def method_config(method: str, data: Path, out: Path, iterations: int, scale: float, eval_interval: int | None,
+                  sog_refine_every: int | None = None):
     from nerfstudio.configs.method_configs import method_configs
 
     from splatpack.nerfstudio.dataparser import SplatpackDataParserConfig
@@ -114,7 +115,7 @@ def method_config(method: str, data: Path, out: Path, iterations: int, scale: fl
     model.stop_split_at = iterations // 2
     model.sh_degree_interval = iterations // 15
     if method == "splatpack":
-        model.refine_every = model.sort_every = max(iterations // 6, 100)
+        model.refine_every = model.sort_every = sog_refine_every or max(iterations // 6, 100)
     return cfg
 
 
@@ -128,7 +129,8 @@ def run(method: str, scene: str, data: Path, work: Path, args) -> dict:
     from splatpack.nerfstudio.export import export_pipeline
 
     scale = args.fox_scale if scene == "fox" else 1.0
-    cfg = method_config(method, data, work / "runs", args.iterations, scale, 8 if scene == "fox" else None)
+    cfg = method_config(method, data, work / "runs", args.iterations, scale, 8 if scene == "fox" else None,
+                        args.sog_refine_every)
     patch = splatfacto_on_cpu() if method == "splatfacto" and not torch.cuda.is_available() else contextlib.nullcontext()
     with patch:
         _set_random_seed(cfg.machine.seed)
@@ -138,7 +140,8 @@ def run(method: str, scene: str, data: Path, work: Path, args) -> dict:
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
-        report = export_pipeline(trainer.pipeline, work / "export" / scene / method, formats=("ply", "spz", "sog"))
+        report = export_pipeline(trainer.pipeline, work / "export" / scene / method, formats=("ply", "spz", "sog"),
+                                 sog_preset=args.sog_preset)
     files = report["files"]
     row = {
         "scene": scene, "method": method, "iterations": args.iterations, "gaussians": report["num_gaussians"],
@@ -169,6 +172,9 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
     ap.add_argument("--iterations", type=int, default=1500, help="training iterations, the same for every method")
     ap.add_argument("--fox-scale", type=float, default=0.125, help="fox image scale (1080x1920 -> 135x240 at 0.125)")
+    ap.add_argument("--sog-refine-every", type=int, default=None,
+                    help="splatpack's refine/sort interval (default: iterations/6, at least 100)")
+    ap.add_argument("--sog-preset", default="small", help="SOG preset of every run's export (default small)")
     ap.add_argument("--work", type=Path, default=None, help="keep runs and exports here (default: a temp folder)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "train.json")
     args = ap.parse_args()

@@ -23,6 +23,8 @@ class Command:
     """Folder for the exported files (created if missing)."""
     formats: Tuple[str, ...] = ("ply", "spz", "sog")
     """Formats to write."""
+    sog_preset: str = "small"
+    """SOG quality preset: small, balanced or high (the SH palette size)."""
 
     def run(self) -> None:
         from splatpack.errors import SplatpackError
@@ -38,7 +40,7 @@ class Command:
         _, pipeline, _, _ = eval_setup(self.config, test_mode="test")
         if not isinstance(pipeline.model, SplatfactoModel):
             raise SplatpackError(f"the run's model is {type(pipeline.model).__name__}, not a Gaussian splatting model", self.config)
-        report = export_pipeline(pipeline, self.out_dir, formats=self.formats)
+        report = export_pipeline(pipeline, self.out_dir, formats=self.formats, sog_preset=self.sog_preset)
         for name, entry in report["files"].items():
             quality = f"  PSNR {entry['psnr']:.2f}  SSIM {entry['ssim']:.4f}" if "psnr" in entry else ""
             print(f"{self.out_dir / name}: {human_bytes(entry['bytes'])}{quality}")

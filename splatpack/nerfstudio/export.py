@@ -156,8 +156,12 @@ def _score(renders: list[torch.Tensor], images: list[torch.Tensor], background: 
     return float(np.mean(ps)), float(np.mean(ss))
 
 
-def export_pipeline(pipeline, out_dir: str | os.PathLike, formats: Iterable[str] = ("ply", "spz", "sog")) -> dict:
+def export_pipeline(
+    pipeline, out_dir: str | os.PathLike, formats: Iterable[str] = ("ply", "spz", "sog"), sog_preset: str = "small"
+) -> dict:
     """Write ``scene.<fmt>`` for each format and ``report.json`` into ``out_dir``; return the report.
+
+    ``sog_preset`` is the SOG writer's quality preset (``splatpack.io.sog.PRESETS``).
 
     The report lists, per file, its size in bytes and the PSNR/SSIM of the held-out views rendered from the
     file as read back (so format losses count), next to the trained scene's own figures.
@@ -192,7 +196,7 @@ def export_pipeline(pipeline, out_dir: str | os.PathLike, formats: Iterable[str]
         )
     for fmt in formats:
         path = out_dir / f"scene.{fmt}"
-        io.write(scene, path)
+        io.write(scene, path, **({"preset": sog_preset} if fmt == "sog" else {}))
         decoded = io.read(path)
         entry = {"path": path.name, "bytes": path_size(path), "num_gaussians": len(decoded)}
         if images:

@@ -64,6 +64,9 @@ class SplatpackModelConfig(SplatfactoModelConfig):
     """Write .ply/.spz/.sog (in the input data's own frame) and a quality report when training finishes."""
     export_formats: Tuple[str, ...] = ("ply", "spz", "sog")
     """Formats written by the end-of-training export."""
+    export_sog_preset: str = "small"
+    """SOG quality preset of that export (small, balanced, high): trained SH rest coefficients are small, and
+    the small palette costs little fidelity (see BENCHMARKS.md)."""
 
     # SOG's densification (paper, section "Training"): fewer, later refinements and a stricter prune.
     refine_every: int = 1000
@@ -278,7 +281,7 @@ class SplatpackModel(SplatfactoModel):
         from splatpack.nerfstudio.export import export_pipeline
 
         out_dir = Path(trainer.base_dir) / "splatpack_export"
-        report = export_pipeline(pipeline, out_dir, formats=self.config.export_formats)
+        report = export_pipeline(pipeline, out_dir, formats=self.config.export_formats, sog_preset=self.config.export_sog_preset)
         for name, entry in report["files"].items():
             quality = f", held-out PSNR {entry['psnr']:.2f} SSIM {entry['ssim']:.4f}" if "psnr" in entry else ""
             CONSOLE.log(f"splatpack export {out_dir / name}: {entry['bytes']} bytes{quality}")
