@@ -228,6 +228,8 @@ def run_input(name: str, args, tmp: Path) -> dict | None:
     print(f"[{name}] reference renders: {render_s:.1f} s, {info['reference_mean_alpha_coverage']:.0%} of pixels covered", flush=True)
     rows = []
     for fmt, writer, out, cmd in encodings(src, d, args.sort):
+        if fmt.split()[0] not in args.formats.split(","):
+            continue
         encoded = timed(cmd, args.timeout)
         if encoded is None:
             print(f"[{name}] {fmt} / {writer}: gave up after {args.timeout:.0f} s", flush=True)
@@ -260,6 +262,7 @@ def run_input(name: str, args, tmp: Path) -> dict | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--inputs", default="small,biker", help="comma-separated cases: small, biker, 1m or splat file paths (default: small,biker)")
+    parser.add_argument("--formats", default="spz,sog,splat", help="comma-separated subset of spz, sog, splat (default: all)")
     parser.add_argument("--views", type=int, default=16, help="render viewpoints per scene (default 16)")
     parser.add_argument("--size", type=int, default=256, help="square render size in px (1M case: at most 128)")
     parser.add_argument("--sort", choices=("plas", "morton"), default="plas", help="Gaussian order for our SOG writer")

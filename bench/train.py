@@ -78,7 +78,7 @@ def splatfacto_on_cpu():
 
 
 def method_config(method: str, data: Path, out: Path, iterations: int, scale: float, eval_interval: int | None,
-                  sog_refine_every: int | None = None):
+                  sog_refine_every: int | None = None, num_random: tuple[int, float] | None = None):
     from nerfstudio.configs.method_configs import method_configs
 
     from splatpack.nerfstudio.dataparser import SplatpackDataParserConfig
@@ -114,6 +114,8 @@ def method_config(method: str, data: Path, out: Path, iterations: int, scale: fl
     model.warmup_length = iterations // 15
     model.stop_split_at = iterations // 2
     model.sh_degree_interval = iterations // 15
+    if num_random:
+        model.num_random, model.random_scale = num_random
     if method == "splatpack":
         model.refine_every = model.sort_every = sog_refine_every or max(iterations // 6, 100)
     return cfg
@@ -130,7 +132,8 @@ def run(method: str, scene: str, data: Path, work: Path, args) -> dict:
 
     scale = args.fox_scale if scene == "fox" else 1.0
     cfg = method_config(method, data, work / "runs", args.iterations, scale, 8 if scene == "fox" else None,
-                        args.sog_refine_every)
+                        args.sog_refine_every,
+                        (args.fox_random, args.fox_random_scale) if scene == "fox" else None)
     patch = splatfacto_on_cpu() if method == "splatfacto" and not torch.cuda.is_available() else contextlib.nullcontext()
     with patch:
         _set_random_seed(cfg.machine.seed)
@@ -172,6 +175,10 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
     ap.add_argument("--iterations", type=int, default=1500, help="training iterations, the same for every method")
     ap.add_argument("--fox-scale", type=float, default=0.125, help="fox image scale (1080x1920 -> 135x240 at 0.125)")
+    ap.add_argument("--fox-random", type=int, default=50000,
+                    help="random initial Gaussians on fox, which has no seed cloud (default: splatfacto's 50000)")
+    ap.add_argument("--fox-random-scale", type=float, default=10.0,
+                    help="side of the cube they start in, in nerfstudio's normalised frame (default: splatfacto's 10)")
     ap.add_argument("--sog-refine-every", type=int, default=None,
                     help="splatpack's refine/sort interval (default: iterations/6, at least 100)")
     ap.add_argument("--sog-preset", default="small", help="SOG preset of every run's export (default small)")

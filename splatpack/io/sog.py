@@ -568,6 +568,12 @@ def _rgba(cols: list[np.ndarray], alpha=255) -> np.ndarray:
     return out
 
 
+def _json_floats(values: np.ndarray) -> list[float]:
+    """float32 codebook values as the shortest decimals that read back to the same float32: JSON of their
+    float64 widening needs ~17 digits each, and the codebooks are most of meta.json."""
+    return [float(np.format_float_positional(v, unique=True, trim="-")) for v in np.asarray(values, np.float32)]
+
+
 def _webp(tex: np.ndarray, method: int, quality: int) -> bytes:
     buf = io.BytesIO()
     # exact=True keeps the RGB of texels whose alpha (sh0 opacity) is 0: they are data, not transparency.
@@ -649,9 +655,9 @@ def encode(
         "asset": {"generator": "splatpack"},
         "count": n,
         "means": {"mins": mins.tolist(), "maxs": maxs.tolist(), "files": ["means_l.webp", "means_u.webp"]},
-        "scales": {"codebook": scale_book.tolist(), "files": ["scales.webp"]},
+        "scales": {"codebook": _json_floats(scale_book), "files": ["scales.webp"]},
         "quats": {"files": ["quats.webp"]},
-        "sh0": {"codebook": dc_book.tolist(), "files": ["sh0.webp"]},
+        "sh0": {"codebook": _json_floats(dc_book), "files": ["sh0.webp"]},
     }
 
     if degree > 0:
@@ -667,7 +673,7 @@ def encode(
         texels[:m, :, 3] = 255
         textures["shN_centroids.webp"] = texels.reshape(rows, PALETTE_ROW * k, 4)
         textures["shN_labels.webp"] = _grid(_rgba([labels & 0xFF, labels >> 8]), width, height)
-        meta["shN"] = {"count": m, "bands": degree, "codebook": book.tolist(), "files": ["shN_centroids.webp", "shN_labels.webp"]}
+        meta["shN"] = {"count": m, "bands": degree, "codebook": _json_floats(book), "files": ["shN_centroids.webp", "shN_labels.webp"]}
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         jobs = {name: pool.submit(_webp, tex, webp_method, webp_quality) for name, tex in textures.items()}

@@ -34,6 +34,9 @@ from pytorch_msssim import SSIM
 
 from splatpack.nerfstudio import sog
 
+# Gaussians nearer to a camera than this (nerfstudio's normalised units) are culled, as splatfacto does.
+NEAR_PLANE = 0.01
+
 # gsplat's DefaultStrategy resets opacities every ``reset_every`` steps; "never" is a step no run reaches.
 NEVER = 1 << 62
 
@@ -334,7 +337,7 @@ class SplatpackModel(SplatfactoModel):
             width,
             height,
             sh_degree=sh_degree,
-            near_plane=0.01,
+            near_plane=NEAR_PLANE,
             far_plane=1e10,
             rasterize_mode=self.config.rasterize_mode,
         )
