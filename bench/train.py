@@ -10,13 +10,14 @@ degree in a CPU-sized budget): no resolution warm-up (``num_downscales 0``), den
 ``iterations/15`` to ``iterations/2``, SH degree +1 every ``iterations/15``; 3DGS-style methods refine every 100
 steps, SOG every ``iterations/6`` (the paper refines 10x less often than 3DGS) and re-sorts as often.
 
-splatfacto on a machine without CUDA: its gsplat call is replaced by ``splatpack.render.rasterize`` (the
-torch backend), its hard-coded ``.cuda()`` calls return the CPU tensor, and LPIPS (which would download
-AlexNet) is not built. Our CPU renderer has no ``absgrad``, so there splatfacto densifies on the plain
+splatfacto on a machine without CUDA runs inside ``splatpack.nerfstudio.splatfacto_cpu.splatfacto_on_cpu`` (its
+gsplat call answered by our torch renderer, ``.cuda()`` a no-op, no LPIPS). Our CPU renderer has no ``absgrad``,
+so there splatfacto densifies on the plain
 gradient with Inria's threshold 2e-4 instead of absgrad 8e-4; with CUDA it runs unmodified.
 
     .venv/bin/python bench/train.py [--scenes demo,fox] [--iterations 1500] [--fox-scale 0.125]
                                     [--methods splatpack-base,splatpack,splatfacto] [--out bench/results/train.json]
+                                    [--fox-random N --fox-random-scale S] [--base-cull-alpha A] [--sog-preset P]
 """
 
 from __future__ import annotations
@@ -39,59 +40,23 @@ FOX = ROOT.parent / "shared" / "data" / "fox"
 METHODS = ("splatpack-base", "splatpack", "splatfacto")
 
 
-# ---------------------------------------------------------------------------------------------- splatfacto on CPU
-
-
-def _rasterization_on_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width, height, *,
-                          near_plane, far_plane, render_mode, sh_degree, rasterize_mode, **_unused):
-    """gsplat's ``rasterization`` call as splatfacto makes it, answered by our torch renderer."""
-    from splatpack.render import rasterize
-
-    out = rasterize(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree=sh_degree,
-                    near_plane=near_plane, far_plane=far_plane, rasterize_mode=rasterize_mode, backend="torch")
-    render = out.rgb if render_mode == "RGB" else torch.cat([out.rgb, out.depth], dim=-1)
-    return render, out.alpha, out.info
-
-
-class _NoLPIPS(torch.nn.Module):
-    def forward(self, *args):
-        raise RuntimeError("LPIPS is not built in this benchmark (its AlexNet weights would be downloaded)")
-
-
-@contextlib.contextmanager
-def splatfacto_on_cpu():
-    """Let nerfstudio's unmodified SplatfactoModel train without CUDA for the duration of the block."""
-    import nerfstudio.models.splatfacto as splatfacto
-    import torchmetrics.image.lpip as lpip
-
-    saved = (splatfacto.rasterization, torch.Tensor.cuda, lpip.LearnedPerceptualImagePatchSimilarity)
-    splatfacto.rasterization = _rasterization_on_cpu
-    torch.Tensor.cuda = lambda self, *args, **kwargs: self
-    lpip.LearnedPerceptualImagePatchSimilarity = lambda **kwargs: _NoLPIPS()
-    try:
-        yield
-    finally:
-        splatfacto.rasterization, torch.Tensor.cuda, lpip.LearnedPerceptualImagePatchSimilarity = saved
-
-
 # ---------------------------------------------------------------------------------------------- configs
 
 
 def method_config(method: str, data: Path, out: Path, iterations: int, scale: float, eval_interval: int | None,
-                  sog_refine_every: int | None = None, num_random: tuple[int, float] | None = None):
+                  sog_refine_every: int | None = None, num_random: tuple[int, float] | None = None,
+                  base_cull_alpha: float | None = None):
     from nerfstudio.configs.method_configs import method_configs
 
     from splatpack.nerfstudio.dataparser import SplatpackDataParserConfig
     from splatpack.nerfstudio.method import splatpack_base_method, splatpack_method
+    from splatpack.nerfstudio.splatfacto_cpu import for_cpu_training
 
     if method == "splatfacto":
         cfg = copy.deepcopy(method_configs["splatfacto"])
         # Same files, same parser; only the seed cloud is read with plyfile instead of open3d.
         cfg.pipeline.datamanager.dataparser = SplatpackDataParserConfig()
-        cfg.machine.device_type = "cuda" if torch.cuda.is_available() else "cpu"
-        if not torch.cuda.is_available():
-            cfg.pipeline.model.use_absgrad = False
-            cfg.pipeline.model.densify_grad_thresh = 2e-4
+        for_cpu_training(cfg)
     else:
         cfg = copy.deepcopy({"splatpack": splatpack_method, "splatpack-base": splatpack_base_method}[method].config)
         cfg.pipeline.model.export_at_end = False  # the benchmark exports every method the same way
@@ -114,6 +79,8 @@ def method_config(method: str, data: Path, out: Path, iterations: int, scale: fl
     model.warmup_length = iterations // 15
     model.stop_split_at = iterations // 2
     model.sh_degree_interval = iterations // 15
+    if method == "splatpack-base" and base_cull_alpha is not None:
+        model.cull_alpha_thresh = base_cull_alpha
     if num_random:
         model.num_random, model.random_scale = num_random
     if method == "splatpack":
@@ -129,12 +96,13 @@ def run(method: str, scene: str, data: Path, work: Path, args) -> dict:
     from nerfstudio.scripts.train import _set_random_seed
 
     from splatpack.nerfstudio.export import export_pipeline
+    from splatpack.nerfstudio.splatfacto_cpu import splatfacto_on_cpu
 
     scale = args.fox_scale if scene == "fox" else 1.0
     cfg = method_config(method, data, work / "runs", args.iterations, scale, 8 if scene == "fox" else None,
                         args.sog_refine_every,
-                        (args.fox_random, args.fox_random_scale) if scene == "fox" else None)
-    patch = splatfacto_on_cpu() if method == "splatfacto" and not torch.cuda.is_available() else contextlib.nullcontext()
+                        (args.fox_random, args.fox_random_scale) if scene == "fox" else None, args.base_cull_alpha)
+    patch = splatfacto_on_cpu() if method == "splatfacto" else contextlib.nullcontext()
     with patch:
         _set_random_seed(cfg.machine.seed)
         cfg.save_config()
@@ -181,6 +149,9 @@ def main() -> None:
                     help="side of the cube they start in, in nerfstudio's normalised frame (default: splatfacto's 10)")
     ap.add_argument("--sog-refine-every", type=int, default=None,
                     help="splatpack's refine/sort interval (default: iterations/6, at least 100)")
+    ap.add_argument("--base-cull-alpha", type=float, default=None,
+                    help="splatpack-base's opacity pruning threshold (default Inria's 0.005; splatfacto's is 0.1): "
+                         "with 0.1 the two differ only in code, which is the correctness check")
     ap.add_argument("--sog-preset", default="small", help="SOG preset of every run's export (default small)")
     ap.add_argument("--work", type=Path, default=None, help="keep runs and exports here (default: a temp folder)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "train.json")

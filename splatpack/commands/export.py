@@ -37,7 +37,10 @@ class Command:
         from splatpack.commands._common import human_bytes
         from splatpack.nerfstudio.export import export_pipeline  # the package allowlists checkpoint contents
 
-        _, pipeline, _, _ = eval_setup(self.config, test_mode="test")
+        from splatpack.nerfstudio.splatfacto_cpu import splatfacto_on_cpu
+
+        with splatfacto_on_cpu():  # a splatfacto run's model cannot even be built on a CPU-only machine otherwise
+            _, pipeline, _, _ = eval_setup(self.config, test_mode="test")
         if not isinstance(pipeline.model, SplatfactoModel):
             raise SplatpackError(f"the run's model is {type(pipeline.model).__name__}, not a Gaussian splatting model", self.config)
         report = export_pipeline(pipeline, self.out_dir, formats=self.formats, sog_preset=self.sog_preset)
