@@ -530,12 +530,13 @@ def kmeans_palette(x: np.ndarray, k: int, iterations: int = 10, seed: int = 0) -
 
 def sort_key(splats: Splats) -> torch.Tensor:
     """(N, 9) grid-sort key in the domain the textures store: log-transformed centres, log scales and DC
-    colour, each channel z-scored. Centres weigh 3x: the high-byte position texture is the one a grid that
-    neglects position hurts most (on 8k Gaussians of a real capture: ~4% smaller than the generic SOG key)."""
+    colour, each channel z-scored. Centres weigh 12x: the high-byte position texture is the one a grid that
+    neglects position hurts most. Measured whole-file sizes (weights 3 / 6 / 12 / 20 / 40): biker 1,949,020 /
+    1,936,498 / 1,930,016 / 1,934,460 / 1,939,662 B; on a trained SH-3 scene 12 costs 0.5 % against 3."""
     means = torch.sign(splats.means) * torch.log1p(splats.means.abs())
     key = torch.cat([means, splats.log_scales, splats.sh0[:, 0]], dim=1).to(torch.float32)
     key = (key - key.mean(0)) / key.std(0, correction=0).clamp_min(1e-12)
-    key[:, :3] *= 3.0
+    key[:, :3] *= 12.0
     return key
 
 
