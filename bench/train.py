@@ -43,9 +43,8 @@ METHODS = ("splatpack-base", "splatpack", "splatfacto")
 # ---------------------------------------------------------------------------------------------- configs
 
 
-def method_config(method: str, data: Path, out: Path, iterations: int, scale: float, eval_interval: int | None,
-                  sog_refine_every: int | None = None, num_random: tuple[int, float] | None = None,
-                  base_cull_alpha: float | None = None):
+def method_config(method: str, scene: str, data: Path, out: Path, args):
+    """``method``'s TrainerConfig for ``scene`` with the benchmark's shared short-run schedule (see top)."""
     from nerfstudio.configs.method_configs import method_configs
 
     from splatpack.nerfstudio.dataparser import SplatpackDataParserConfig
@@ -64,27 +63,26 @@ def method_config(method: str, data: Path, out: Path, iterations: int, scale: fl
     cfg.experiment_name = data.name
     cfg.timestamp = method
     cfg.vis = "tensorboard"
-    cfg.max_num_iterations = iterations
+    iterations = cfg.max_num_iterations = args.iterations
     cfg.steps_per_eval_image = cfg.steps_per_eval_batch = cfg.steps_per_eval_all_images = 10**9
     cfg.steps_per_save = 10**9
     dm = cfg.pipeline.datamanager
     dm.data = data
-    dm.camera_res_scale_factor = scale
     dm.dataparser.downscale_factor = 1  # never write downscaled image folders next to the data
-    if eval_interval:
-        dm.dataparser.eval_mode = "interval"
-        dm.dataparser.eval_interval = eval_interval
     model = cfg.pipeline.model
+    if scene == "fox":  # the capture's own convention: every 8th frame held out; no seed cloud
+        dm.camera_res_scale_factor = args.fox_scale
+        dm.dataparser.eval_mode = "interval"
+        dm.dataparser.eval_interval = 8
+        model.num_random, model.random_scale = args.fox_random, args.fox_random_scale
     model.num_downscales = 0
     model.warmup_length = iterations // 15
     model.stop_split_at = iterations // 2
     model.sh_degree_interval = iterations // 15
-    if method == "splatpack-base" and base_cull_alpha is not None:
-        model.cull_alpha_thresh = base_cull_alpha
-    if num_random:
-        model.num_random, model.random_scale = num_random
+    if method == "splatpack-base" and args.base_cull_alpha is not None:
+        model.cull_alpha_thresh = args.base_cull_alpha
     if method == "splatpack":
-        model.refine_every = model.sort_every = sog_refine_every or max(iterations // 6, 100)
+        model.refine_every = model.sort_every = args.sog_refine_every or max(iterations // 6, 100)
     return cfg
 
 
@@ -98,10 +96,7 @@ def run(method: str, scene: str, data: Path, work: Path, args) -> dict:
     from splatpack.nerfstudio.export import export_pipeline
     from splatpack.nerfstudio.splatfacto_cpu import splatfacto_on_cpu
 
-    scale = args.fox_scale if scene == "fox" else 1.0
-    cfg = method_config(method, data, work / "runs", args.iterations, scale, 8 if scene == "fox" else None,
-                        args.sog_refine_every,
-                        (args.fox_random, args.fox_random_scale) if scene == "fox" else None, args.base_cull_alpha)
+    cfg = method_config(method, scene, data, work / "runs", args)
     patch = splatfacto_on_cpu() if method == "splatfacto" else contextlib.nullcontext()
     with patch:
         _set_random_seed(cfg.machine.seed)

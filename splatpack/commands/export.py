@@ -36,7 +36,6 @@ class Command:
 
         from splatpack.commands._common import human_bytes
         from splatpack.nerfstudio.export import export_pipeline  # the package allowlists checkpoint contents
-
         from splatpack.nerfstudio.splatfacto_cpu import splatfacto_on_cpu
 
         with splatfacto_on_cpu():  # a splatfacto run's model cannot even be built on a CPU-only machine otherwise

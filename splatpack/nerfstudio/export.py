@@ -160,7 +160,7 @@ def _score(renders: list[torch.Tensor], images: list[torch.Tensor], background: 
 
 
 def export_pipeline(
-    pipeline, out_dir: str | os.PathLike, formats: Iterable[str] = ("ply", "spz", "sog"), sog_preset: str = "small"
+    pipeline, out_dir: str | os.PathLike, formats: Iterable[str], *, sog_preset: str
 ) -> dict:
     """Write ``scene.<fmt>`` for each format and ``report.json`` into ``out_dir``; return the report.
 

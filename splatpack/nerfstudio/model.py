@@ -222,10 +222,6 @@ class SplatpackModel(SplatfactoModel):
         """The raw parameter ``name`` as its (s, s, C) grid image."""
         return sog.as_grid(self.gauss_params[name])
 
-    def current_splats(self):
-        """The model's Gaussians as ``Splats`` (nerfstudio frame, detached, float32, CPU)."""
-        return splats_of(self)
-
     # ------------------------------------------------------------------ Self-Organizing grid
 
     @torch.no_grad()
@@ -235,7 +231,7 @@ class SplatpackModel(SplatfactoModel):
         from splatpack.sort.plas import plas_sort
 
         keep = sog.square_keep_indices(self.gauss_params["opacities"].detach().reshape(-1))
-        splats = self.current_splats()[keep.cpu()]
+        splats = splats_of(self)[keep.cpu()]
         s = sog.grid_side(len(splats))
         key = sort_key(splats, self.config.sort_weights)
         order = plas_sort(
