@@ -196,12 +196,15 @@ def pixel_terms(tile_size: int, dtype, device) -> Tensor:
 def pair_coefficients(proj: Projection, plan: TilePlan, tile_size: int) -> Tensor:
     """(M, 6) coefficients of ``sigma - log(opacity)`` as a polynomial in tile-local pixel x, y.
 
+    Gathers use ``index_select``: its backward sums with ``index_add_``, which is deterministic on a CPU (and
+    several times faster), where ``x[ids]``'s backward accumulates in thread order, so training runs differed.
+
     sigma = 0.5 a dx^2 + b dx dy + 0.5 c dy^2 with d = pixel - mean; folding the opacity in as a constant
     makes ``exp(-terms @ coefs)`` the unclamped alpha in one matrix product and one exp.
     """
-    means2d = proj.means2d.reshape(-1, 2)[plan.pair_ids]
-    a, b, c = proj.conics.reshape(-1, 3)[plan.pair_ids].unbind(-1)
-    log_opac = torch.log(proj.opacities.reshape(-1)[plan.pair_ids].clamp_min(1e-30))
+    means2d = proj.means2d.reshape(-1, 2).index_select(0, plan.pair_ids)
+    a, b, c = proj.conics.reshape(-1, 3).index_select(0, plan.pair_ids).unbind(-1)
+    log_opac = torch.log(proj.opacities.reshape(-1).index_select(0, plan.pair_ids).clamp_min(1e-30))
     tile_xy = plan.pair_tiles % (plan.tiles_x * plan.tiles_y)
     offset = torch.stack([tile_xy % plan.tiles_x, tile_xy // plan.tiles_x], dim=-1).to(means2d.dtype)
     mx, my = (means2d - (offset + 0.5) * tile_size).unbind(-1)
@@ -320,7 +323,7 @@ def rasterize(
 
     plan = plan_tiles(proj, width, height, tile_size)
     coefs = pair_coefficients(proj, plan, tile_size)
-    out = _Composite.apply(coefs, feats[plan.pair_ids], plan, tile_size)
+    out = _Composite.apply(coefs, feats.index_select(0, plan.pair_ids), plan, tile_size)
 
     def to_image(t: Tensor) -> Tensor:
         ch = t.shape[-1]
