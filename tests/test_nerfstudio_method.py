@@ -358,6 +358,7 @@ def test_splatfacto_run_trains_on_cpu_and_exports_in_the_data_frame(demo_scene, 
     cfg.output_dir, cfg.timestamp, cfg.vis = tmp_path / "runs", "run", "tensorboard"
     cfg.max_num_iterations = 20
     cfg.steps_per_eval_image = cfg.steps_per_eval_all_images = cfg.steps_per_save = 10**6
+    assert cfg.pipeline.model.use_absgrad  # splatfacto's own densification statistic, filled by our renderer
     cuda_before = torch.Tensor.cuda
     with splatfacto_on_cpu():
         trainer = _train(cfg)
@@ -365,5 +366,6 @@ def test_splatfacto_run_trains_on_cpu_and_exports_in_the_data_frame(demo_scene, 
     Command(config=Path(trainer.base_dir) / "config.yml", out_dir=tmp_path / "exp", formats=("ply",)).run()
     report = json.loads((tmp_path / "exp" / "report.json").read_text())
     assert report["num_gaussians"] == trainer.pipeline.model.num_points == 4000
+    assert float(trainer.pipeline.model.strategy_state["grad2d"].max()) > 0  # gsplat's strategy read the absgrad
     assert report["files"]["scene.ply"]["psnr"] == pytest.approx(report["trained_psnr"], abs=0.05)
     assert report["trained_psnr"] > 11.0  # the seed cloud alone scores ~11 dB: this was a trained, lit scene

@@ -222,6 +222,35 @@ def test_backward_is_bitwise_repeatable():
             assert torch.equal(a, b)
 
 
+def test_absgrad_sums_per_pixel_absolute_gradients():
+    # Reference: one backward per pixel and camera, |d loss_pixel / d means2d| summed, as gsplat defines absgrad.
+    width, height = 9, 7
+    means, quats, scales, opacities, sh = make_scene(n=60, sh_degree=1, seed=4)
+    viewmats, Ks = cameras(width, height)
+    weights = torch.randn(2, height, width, 4, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    params = [t.clone().requires_grad_() for t in (means, quats, scales, opacities, sh)]
+
+    def render():
+        out = rasterize(*params, viewmats, Ks, width, height, sh_degree=1, backend="torch", absgrad=True)
+        out.info["means2d"].retain_grad()
+        return out, torch.cat([out.rgb, out.alpha], dim=-1) * weights
+
+    out, per_pixel = render()
+    per_pixel.sum().backward()
+    means2d = out.info["means2d"]
+    expected = torch.zeros_like(means2d)
+    for c, y, x in torch.cartesian_prod(torch.arange(2), torch.arange(height), torch.arange(width)).tolist():
+        ref_out, ref_pixels = render()
+        ref_pixels[c, y, x].sum().backward()
+        expected += ref_out.info["means2d"].grad.abs()
+    assert float(expected.max()) > 0 and (means2d.absgrad >= means2d.grad.abs() - 1e-12).all()
+    torch.testing.assert_close(means2d.absgrad, expected, rtol=1e-9, atol=1e-12)
+    # Without the option nothing extra is computed.
+    plain = rasterize(*params, viewmats, Ks, width, height, sh_degree=1, backend="torch")
+    plain.rgb.sum().backward()
+    assert not hasattr(plain.info["means2d"], "absgrad")
+
+
 def test_render_splats_activates_the_scene():
     splats = Splats.random(200, 2, seed=3, dtype=torch.float64)
     viewmats, Ks = cameras(24, 20)
@@ -338,8 +367,7 @@ def test_torch_backend_matches_gsplat_on_cuda(mode):
     for backend in ("torch", "gsplat"):
         inputs = [t.clone().requires_grad_() for t in scene]
         out = rasterize(*inputs, viewmats, Ks, width, height, sh_degree=3, backgrounds=backgrounds,
-                        rasterize_mode=mode, backend=backend)  # fmt: skip
-        out.info["means2d"].retain_grad()
+                        rasterize_mode=mode, backend=backend, absgrad=True)  # fmt: skip
         g = grads((out.rgb, out.alpha, out.depth), inputs)
         results[backend] = (out, g)
     (a, ga), (b, gb) = results["torch"], results["gsplat"]
@@ -352,3 +380,5 @@ def test_torch_backend_matches_gsplat_on_cuda(mode):
     assert (a.info["radii"] >= b.info["radii"]).all()
     for x, y in zip(ga, gb):
         assert float((x - y).norm() / y.norm()) < 1e-2
+    x, y = a.info["means2d"].absgrad, b.info["means2d"].absgrad
+    assert float((x - y).norm() / y.norm()) < 1e-2

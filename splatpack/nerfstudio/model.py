@@ -336,6 +336,7 @@ class SplatpackModel(SplatfactoModel):
             near_plane=NEAR_PLANE,
             far_plane=1e10,
             rasterize_mode=self.config.rasterize_mode,
+            absgrad=self.training and self.config.use_absgrad,
         )
         self.info = out.info
         if self.training:

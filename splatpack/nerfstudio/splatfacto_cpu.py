@@ -16,25 +16,22 @@ import torch
 
 
 def _rasterization_on_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width, height, *,
-                          near_plane, far_plane, render_mode, sh_degree, rasterize_mode, **_unused):
-    """gsplat's ``rasterization`` as splatfacto calls it, answered by our torch renderer (no absgrad)."""
+                          near_plane, far_plane, render_mode, sh_degree, rasterize_mode, absgrad=False, **_unused):
+    """gsplat's ``rasterization`` as splatfacto calls it, answered by our torch renderer."""
     from splatpack.render import rasterize
 
     out = rasterize(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree=sh_degree,
-                    near_plane=near_plane, far_plane=far_plane, rasterize_mode=rasterize_mode, backend="torch")
+                    near_plane=near_plane, far_plane=far_plane, rasterize_mode=rasterize_mode, backend="torch",
+                    absgrad=absgrad)
     render = out.rgb if render_mode == "RGB" else torch.cat([out.rgb, out.depth], dim=-1)
     return render, out.alpha, out.info
 
 
 def for_cpu_training(cfg):
-    """Adjust a splatfacto ``TrainerConfig`` in place for training inside ``splatfacto_on_cpu`` (no-op with CUDA):
-    our renderer has no absgrad, so densify on the plain gradient with Inria's threshold (2e-4) instead of
-    splatfacto's absgrad threshold (8e-4)."""
-    if torch.cuda.is_available():
-        return cfg
-    cfg.machine.device_type = "cpu"
-    cfg.pipeline.model.use_absgrad = False
-    cfg.pipeline.model.densify_grad_thresh = 2e-4
+    """Point a splatfacto ``TrainerConfig`` at the CPU (in place; no-op with CUDA). Its own densification
+    settings stay: our renderer computes the absgrad they use."""
+    if not torch.cuda.is_available():
+        cfg.machine.device_type = "cpu"
     return cfg
 
 

@@ -99,6 +99,7 @@ def rasterize(
     rasterize_mode: str = "classic",
     backend: str = "auto",
     tile_size: int | None = None,
+    absgrad: bool = False,
 ) -> RenderOutput:
     """Render N activated Gaussians into C cameras.
 
@@ -110,13 +111,15 @@ def rasterize(
     (C, N, 2) int32 (0 = culled), depths (C, N), visible (C, N), width, height, n_cameras, tile_size and
     gaussian_ids (None: results are per camera and Gaussian, not packed).
     ``tile_size`` None picks the backend's fastest (16 for gsplat, 8 for torch); images do not depend on it.
+    ``absgrad``: backward also sets ``info["means2d"].absgrad`` (C, N, 2), the sums over pixels of each pixel's
+    absolute screen-space gradient, as gsplat does (for absgrad densification).
     """
     _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, sh_degree, backgrounds, rasterize_mode)
     chosen = _choose_backend(backend, means.device)
     args = (means, quats, scales, opacities, colors, viewmats, Ks, int(width), int(height))
     kwargs = dict(
         sh_degree=sh_degree, backgrounds=backgrounds, near_plane=near_plane, far_plane=far_plane,
-        eps2d=eps2d, rasterize_mode=rasterize_mode, tile_size=tile_size,
+        eps2d=eps2d, rasterize_mode=rasterize_mode, tile_size=tile_size, absgrad=absgrad,
     )  # fmt: skip
     if chosen == "gsplat":
         from splatpack.render._gsplat import DEFAULT_TILE_SIZE

@@ -25,6 +25,7 @@ def rasterize(
     eps2d: float,
     rasterize_mode: str,
     tile_size: int,
+    absgrad: bool,
 ):
     """Same contract as ``splatpack.render._torch_impl.rasterize``; CUDA tensors only."""
     from gsplat import rasterization
@@ -33,6 +34,7 @@ def rasterize(
         means, quats, scales, opacities, colors, viewmats, Ks, width, height,
         near_plane=near_plane, far_plane=far_plane, eps2d=eps2d, sh_degree=sh_degree, packed=False,
         tile_size=tile_size, backgrounds=backgrounds, render_mode="RGB+ED", rasterize_mode=rasterize_mode,
+        absgrad=absgrad,
     )  # fmt: skip
     info = {
         "means2d": meta["means2d"],

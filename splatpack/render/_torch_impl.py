@@ -235,10 +235,12 @@ class _Composite(torch.autograd.Function):
 
     Inputs: coefs (M, 6) from ``pair_coefficients``; feats (M, F). Output (tiles, P, F + 1): the weighted
     feature sums and, last, the accumulated alpha (the weights' sum, i.e. 1 - final transmittance).
+    ``absgrad_to``: the (C, N, 2) means2d tensor, or None; when given, backward sets its ``absgrad`` to gsplat's
+    per-pixel absolute screen-space gradient sums (what splatfacto's absgrad densification reads).
     """
 
     @staticmethod
-    def forward(ctx, coefs: Tensor, feats: Tensor, plan: TilePlan, tile_size: int):
+    def forward(ctx, coefs: Tensor, feats: Tensor, plan: TilePlan, tile_size: int, absgrad_to: Tensor | None):
         neg_terms = -pixel_terms(tile_size, coefs.dtype, coefs.device)
         coefs_p, feats_t = _padded(coefs, feats)
         out = feats.new_zeros(plan.n_tiles, tile_size * tile_size, feats_t.shape[0])
@@ -247,7 +249,7 @@ class _Composite(torch.autograd.Function):
             # (B, P, K) @ (B, K, F) with the features stored K-contiguous: much faster in MKL.
             out[tiles] = torch.bmm(weights, feats_t[:, idx].permute(1, 2, 0))
         ctx.save_for_backward(coefs, feats)
-        ctx.plan, ctx.tile_size = plan, tile_size
+        ctx.plan, ctx.tile_size, ctx.absgrad_to = plan, tile_size, absgrad_to
         return out
 
     @staticmethod
@@ -257,10 +259,12 @@ class _Composite(torch.autograd.Function):
         neg_terms = -terms
         coefs_p, feats_t = _padded(coefs, feats)
         d_coefs, d_feats_t = torch.zeros_like(coefs_p), torch.zeros_like(feats_t)
+        abs_xy = None if ctx.absgrad_to is None else coefs_p.new_zeros(coefs_p.shape[0], 2)
         for tiles, idx in ctx.plan.chunks:
             g = grad_out[tiles]
             f_t = feats_t[:, idx].transpose(0, 1)  # (B, F, K)
-            alpha, trans, weights = _chunk_weights(neg_terms, coefs_p[idx])
+            chunk_coefs = coefs_p[idx]
+            alpha, trans, weights = _chunk_weights(neg_terms, chunk_coefs)
             d_feats_t[:, idx] = torch.bmm(g.transpose(1, 2), weights).transpose(0, 1)
             # With a_i = alpha_i, T_i = trans_i, u_i = f_i . g (the ones channel carries alpha's gradient):
             # dL/da_i = T_i u_i - (sum_{j>i} w_j u_j) / (1 - a_i)
@@ -273,9 +277,30 @@ class _Composite(torch.autograd.Function):
             # Only kept, unclamped alphas depend on the inputs; there alpha = exp(-terms @ coefs), so
             # dalpha/dcoefs = -alpha * terms, and gate = -alpha exactly where that holds (0 elsewhere).
             gate = torch.nn.functional.threshold(alpha.neg_(), -ALPHA_MAX, 0.0, inplace=True)
-            d_coefs[idx] = torch.matmul(terms.t(), d_alpha.mul_(gate)).transpose(1, 2)
+            d_exponent = d_alpha.mul_(gate)
+            d_coefs[idx] = torch.matmul(terms.t(), d_exponent).transpose(1, 2)
+            if abs_xy is not None:
+                abs_xy[idx] = _abs_mean_grads(terms, chunk_coefs, d_exponent)
         m = coefs.shape[0]
-        return d_coefs[:m], d_feats_t[:-1, :m].t(), None, None
+        if abs_xy is not None:
+            sink = ctx.absgrad_to
+            per_gaussian = abs_xy.new_zeros(sink.shape[0] * sink.shape[1], 2)
+            sink.absgrad = per_gaussian.index_add_(0, ctx.plan.pair_ids, abs_xy[:m]).reshape(sink.shape)
+        return d_coefs[:m], d_feats_t[:-1, :m].t(), None, None, None
+
+
+def _abs_mean_grads(terms: Tensor, coefs: Tensor, d_exponent: Tensor) -> Tensor:
+    """(B, K, 2) sums over a chunk's pixels of |dL/d mean2d| per axis, for pairs with coefs (B, K, 6).
+
+    The exponent is E = 0.5 a dx^2 + b dx dy + 0.5 c dy^2 with d = pixel - mean, so dE/d mean = -dE/d pixel,
+    and dE/d pixel is linear in (x, y, 1) with coefficients read off the polynomial's.
+    """
+    xy1 = terms[:, 3:]  # (P, 3): x, y, 1
+    c0, c1, c2, c3, c4, _ = coefs.unbind(-1)
+    d_dx = torch.matmul(xy1, torch.stack([2 * c0, c1, c3], dim=1))  # (B, P, K)
+    d_dy = torch.matmul(xy1, torch.stack([c1, 2 * c2, c4], dim=1))
+    g = d_exponent.abs()
+    return torch.stack([(g * d_dx.abs_()).sum(dim=1), (g * d_dy.abs_()).sum(dim=1)], dim=-1)
 
 
 def _padded(coefs: Tensor, feats: Tensor):
@@ -306,6 +331,7 @@ def rasterize(
     eps2d: float,
     rasterize_mode: str,
     tile_size: int,
+    absgrad: bool,
 ):
     """Render C views; returns (rgb, alpha, depth, info) as documented on ``splatpack.render.rasterize``."""
     n_cams, n = viewmats.shape[0], means.shape[0]
@@ -323,7 +349,8 @@ def rasterize(
 
     plan = plan_tiles(proj, width, height, tile_size)
     coefs = pair_coefficients(proj, plan, tile_size)
-    out = _Composite.apply(coefs, feats.index_select(0, plan.pair_ids), plan, tile_size)
+    sink = proj.means2d if absgrad and proj.means2d.requires_grad else None
+    out = _Composite.apply(coefs, feats.index_select(0, plan.pair_ids), plan, tile_size, sink)
 
     def to_image(t: Tensor) -> Tensor:
         ch = t.shape[-1]
