@@ -132,6 +132,24 @@ def test_round_trip_within_quantization(tmp_path):
     assert err.mean() < 0.01 and err.max() < 0.15
 
 
+def test_presets_trade_size_for_sh_fidelity(tmp_path):
+    """Smaller presets shrink only the SH palette: files get smaller, SH error grows, other fields are untouched."""
+    src = scene(8192, 3, seed=2)
+    sizes, errors, others = [], [], []
+    for preset in ("tiny", "small", "balanced"):
+        path = tmp_path / f"{preset}.sog"
+        sog.write(src, path, sort="none", preset=preset)
+        got = sog.read(path)
+        assert sog.describe(path)["palette"] == int(sog.palette_size(8192) * sog.PRESETS[preset][0])
+        sizes.append(path.stat().st_size)
+        errors.append(float((got.shN - src.shN).pow(2).mean().sqrt()))
+        others.append(got.sh0)
+    assert sizes[0] < sizes[1] < sizes[2], sizes
+    assert errors[0] > errors[1] > errors[2], errors
+    assert errors[0] < 0.4 * float(src.shN.std())  # 512 entries still follow this smoothly varying SH
+    assert all(torch.equal(o, others[0]) for o in others)
+
+
 def test_sorted_write_is_a_permutation(tmp_path):
     src = scene(3000, 1, seed=2)
     sog.write(src, tmp_path / "s.sog", sort="morton", seed=3)

@@ -25,7 +25,7 @@ class Command:
     """Keep spherical harmonics up to this degree (0-3; default: all the input has)."""
     spz_version: Literal[2, 3, 4] = 4
     """SPZ format version to write (4: zstd streams, the reference's default; 2/3: gzip, for older readers)."""
-    preset: Literal["small", "balanced", "high"] = "balanced"
+    preset: Literal["tiny", "small", "balanced", "high"] = "balanced"
     """Quality preset for the grid format (SOG): size versus fidelity of the SH palette and codebooks."""
     sort: Literal["plas", "morton", "none"] = "plas"
     """How the grid format orders Gaussians into its 2D textures (PLAS gives the smallest files)."""

@@ -23,8 +23,8 @@ class Command:
     """Folder for the exported files (created if missing)."""
     formats: Tuple[str, ...] = ("ply", "spz", "sog")
     """Formats to write."""
-    sog_preset: str = "small"
-    """SOG quality preset: small, balanced or high (the SH palette size)."""
+    sog_preset: str = "tiny"
+    """SOG quality preset: tiny, small, balanced or high (the SH palette size, smallest first)."""
 
     def run(self) -> None:
         from splatpack.errors import SplatpackError

@@ -584,8 +584,9 @@ def _webp(tex: np.ndarray, method: int, quality: int) -> bytes:
 
 # Quality presets: the SH palette is the one lossy knob with a real size/fidelity trade-off
 # (palette scale relative to splat-transform's rule, Lloyd iterations). Trained SH rest coefficients are
-# small: on a plugin-trained SH-3 scene a quarter palette halved the file for 0.003 more SH RMSE.
-PRESETS = {"small": (0.25, 6), "balanced": (1.0, 10), "high": (2.0, 20)}
+# small: on a plugin-trained SH-3 scene a quarter palette halved the file for 0.003 more SH RMSE, and a
+# sixteenth (tiny) took another 20 % off for 0.04-0.06 dB of held-out PSNR (BENCHMARKS.md).
+PRESETS = {"tiny": (0.0625, 6), "small": (0.25, 6), "balanced": (1.0, 10), "high": (2.0, 20)}
 
 
 def encode(

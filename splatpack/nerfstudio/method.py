@@ -3,9 +3,11 @@
 ``splatpack-base`` is the same model with every SOG change off and 3DGS's densification: the baseline that
 SOG's size and quality are compared against. Both run on CPU (device picked at start-up) and on CUDA.
 
-Iteration counts are the paper's (30k steps, densify every 1000 from 500 to 15000); for short runs scale
-them together, e.g. ``--max-num-iterations 600 --pipeline.model.warmup-length 100
---pipeline.model.refine-every 100 --pipeline.model.sort-every 100 --pipeline.model.stop-split-at 400``.
+Iteration counts are the paper's (30k steps, densify every 1000 from 500 to 15000, gradient threshold 7e-5).
+Short runs refine too rarely on that schedule; refine every 100 steps at a higher threshold instead, as
+bench/train.py does, e.g. ``--max-num-iterations 1500 --pipeline.model.warmup-length 100
+--pipeline.model.refine-every 100 --pipeline.model.sort-every 100 --pipeline.model.stop-split-at 750
+--pipeline.model.densify-grad-thresh 6e-4``.
 """
 
 from __future__ import annotations
