@@ -208,15 +208,19 @@ def test_float32_stays_close_to_float64():
 def test_backward_is_bitwise_repeatable():
     # Training on a CPU must replay exactly under a fixed seed: gradients summed in thread order did not.
     # (About 570k pairs: index backward of that size, with 2 threads, gave different sums on every call.)
-    torch.set_num_threads(max(2, torch.get_num_threads()))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(2, threads))
     width, height = 200, 200
     means, quats, scales, opacities, sh = make_scene(n=5000, sh_degree=1, seed=5, dtype=torch.float32)
     viewmats, Ks = cameras(width, height, torch.float32)
     params = [t.clone().requires_grad_() for t in (means, quats, scales, opacities, sh)]
     runs = []
-    for _ in range(3):
-        out = rasterize(*params, viewmats, Ks, width, height, sh_degree=1, backend="torch")
-        runs.append(grads([out.rgb, out.alpha], params))
+    try:
+        for _ in range(3):
+            out = rasterize(*params, viewmats, Ks, width, height, sh_degree=1, backend="torch")
+            runs.append(grads([out.rgb, out.alpha], params))
+    finally:
+        torch.set_num_threads(threads)  # other tests keep the session's thread count
     for other in runs[1:]:
         for a, b in zip(runs[0], other):
             assert torch.equal(a, b)
