@@ -57,6 +57,7 @@ BIG_SIZE = 128  # render size cap for the 1M case, to bound time and memory on a
 
 # ---------------------------------------------------------------------------------------------- inputs
 
+
 def load_input(name: str, small_n: int) -> tuple[Splats, str] | None:
     """The scene for ``name`` and a description, or None (with a message) when its data is missing."""
     if name == "small":
@@ -74,6 +75,7 @@ def load_input(name: str, small_n: int) -> tuple[Splats, str] | None:
 
 
 # ---------------------------------------------------------------------------------------------- encoding
+
 
 def _peak_rss_mb(pid: int) -> float | None:
     """VmHWM of a running process: its peak resident memory since its exec (ru_maxrss would include the
@@ -115,14 +117,23 @@ def encodings(src: Path, d: Path, sort: str) -> list[tuple[str, str, Path, list[
     ]
     for preset in PRESETS:
         out = d / f"ours-{preset}.sog"
-        jobs.append((f"sog {preset}", f"splatpack {sort}", out,
-                     [str(OURS), "compress", str(src), str(out), "--sort", sort, "--preset", preset]))
-    jobs.append(("sog", "splat-transform", d / "peer.sog", [str(PEER), "-q", "-w", "-g", "cpu", str(src), str(d / "peer.sog")]))
+        jobs.append(
+            (
+                f"sog {preset}",
+                f"splatpack {sort}",
+                out,
+                [str(OURS), "compress", str(src), str(out), "--sort", sort, "--preset", preset],
+            )
+        )
+    jobs.append(
+        ("sog", "splat-transform", d / "peer.sog", [str(PEER), "-q", "-w", "-g", "cpu", str(src), str(d / "peer.sog")])
+    )
     jobs.append(("splat", "splatpack", d / "ours.splat", [str(OURS), "compress", str(src), str(d / "ours.splat")]))
     return jobs
 
 
 # ---------------------------------------------------------------------------------------------- fidelity
+
 
 def attribute_errors(src: Splats, decoded: Splats) -> dict[str, float]:
     """Max and mean absolute error per attribute, each original Gaussian matched to the nearest decoded centre."""
@@ -185,12 +196,20 @@ def render_all(scene: Splats, viewmats: torch.Tensor, Ks: torch.Tensor, size: in
 
 # ---------------------------------------------------------------------------------------------- report
 
+
 def print_table(name: str, info: dict, rows: list[dict]) -> None:
-    print(f"\n== {name}: {info['description']} — {info['gaussians']:,} Gaussians, SH {info['sh_degree']}, "
-          f"PLY {info['ply_bytes']:,} B; renders {info['views']} views at {info['size']} px (PSNR/SSIM vs original)")
+    print(
+        f"\n== {name}: {info['description']} — {info['gaussians']:,} Gaussians, SH {info['sh_degree']}, "
+        f"PLY {info['ply_bytes']:,} B; renders {info['views']} views at {info['size']} px (PSNR/SSIM vs original)"
+    )
     print("   encode s = wall time of the CLI subprocess (splatpack compress / splat-transform), start-up included")
-    print("   enc/dec MB = peak resident memory of that subprocess; dec s = `decompress` to PLY by the writer's own tool")
-    head = f"{'format':<13}{'writer':<17}{'bytes':>12}{'B/G':>8}{'ratio':>8}{'enc s':>8}{'enc MB':>8}{'dec s':>7}{'dec MB':>8}{'PSNR':>8}{'SSIM':>8}"
+    print(
+        "   enc/dec MB = peak resident memory of that subprocess; dec s = `decompress` to PLY by the writer's own tool"
+    )
+    head = (
+        f"{'format':<13}{'writer':<17}{'bytes':>12}{'B/G':>8}{'ratio':>8}{'enc s':>8}{'enc MB':>8}"
+        f"{'dec s':>7}{'dec MB':>8}{'PSNR':>8}{'SSIM':>8}"
+    )
     head += f"{'pos max':>10}{'pos mean':>10}{'sh0 mean':>10}{'shN mean':>10}{'opa mean':>10}{'rot° mean':>10}"
     print(head)
     for r in rows:
@@ -198,10 +217,12 @@ def print_table(name: str, info: dict, rows: list[dict]) -> None:
             print(f"{r['format']:<13}{r['writer']:<17}  encode gave up after {r['timed_out_s']:.0f} s")
             continue
         e = r["errors"]
-        print(f"{r['format']:<13}{r['writer']:<17}{r['bytes']:>12,}{r['bytes_per_gaussian']:>8.2f}{r['ratio_vs_ply']:>8.2f}"
-              f"{r['encode_s']:>8.2f}{r['encode_peak_mb']:>8.0f}{r['decompress_s']:>7.2f}{r['decompress_peak_mb']:>8.0f}{r['psnr']:>8.2f}{r['ssim']:>8.4f}"
-              f"{e['means_max']:>10.2e}{e['means_mean']:>10.2e}{e['sh0_mean']:>10.2e}{e.get('shN_mean', 0):>10.2e}"
-              f"{e['opacity_mean']:>10.2e}{e['quat_deg_mean']:>10.3f}")
+        print(
+            f"{r['format']:<13}{r['writer']:<17}{r['bytes']:>12,}{r['bytes_per_gaussian']:>8.2f}{r['ratio_vs_ply']:>8.2f}"
+            f"{r['encode_s']:>8.2f}{r['encode_peak_mb']:>8.0f}{r['decompress_s']:>7.2f}{r['decompress_peak_mb']:>8.0f}{r['psnr']:>8.2f}{r['ssim']:>8.4f}"
+            f"{e['means_max']:>10.2e}{e['means_mean']:>10.2e}{e['sh0_mean']:>10.2e}{e.get('shN_mean', 0):>10.2e}"
+            f"{e['opacity_mean']:>10.2e}{e['quat_deg_mean']:>10.3f}"
+        )
 
 
 def run_input(name: str, args, tmp: Path) -> dict | None:
@@ -225,7 +246,10 @@ def run_input(name: str, args, tmp: Path) -> dict | None:
         "reference_render_s": round(render_s, 2),
         "reference_mean_alpha_coverage": float((reference.sum(-1) > 0).float().mean()),
     }  # fmt: skip
-    print(f"[{name}] reference renders: {render_s:.1f} s, {info['reference_mean_alpha_coverage']:.0%} of pixels covered", flush=True)
+    print(
+        f"[{name}] reference renders: {render_s:.1f} s, {info['reference_mean_alpha_coverage']:.0%} of pixels covered",
+        flush=True,
+    )
     rows = []
     for fmt, writer, out, cmd in encodings(src, d, args.sort):
         if fmt.split()[0] not in args.formats.split(","):
@@ -246,7 +270,8 @@ def run_input(name: str, args, tmp: Path) -> dict | None:
         images = render_all(decoded, viewmats, Ks, size, batch)
         nbytes = out.stat().st_size
         rows.append({
-            "format": fmt, "writer": writer, "command": " ".join(Path(c).name if i == 0 else c for i, c in enumerate(cmd)),
+            "format": fmt, "writer": writer,
+            "command": " ".join(Path(c).name if i == 0 else c for i, c in enumerate(cmd)),
             "bytes": nbytes, "bytes_per_gaussian": nbytes / len(scene), "ratio_vs_ply": info["ply_bytes"] / nbytes,
             "encode_s": round(encode_s, 2), "encode_peak_mb": round(encode_mb, 1),
             "decompress_s": round(decompress_s, 2), "decompress_peak_mb": round(decompress_mb, 1),
@@ -254,21 +279,36 @@ def run_input(name: str, args, tmp: Path) -> dict | None:
             "psnr": psnr(images, reference), "ssim": ssim(images, reference),
             "errors": attribute_errors(scene, decoded),
         })  # fmt: skip
-        print(f"[{name}] {fmt} / {writer}: {nbytes:,} B, encode {encode_s:.1f} s, PSNR {rows[-1]['psnr']:.2f}", flush=True)
+        print(
+            f"[{name}] {fmt} / {writer}: {nbytes:,} B, encode {encode_s:.1f} s, PSNR {rows[-1]['psnr']:.2f}", flush=True
+        )
     print_table(name, info, rows)
     return {"input": info, "rows": rows}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--inputs", default="small,biker", help="comma-separated cases: small, biker, 1m or splat file paths (default: small,biker)")
-    parser.add_argument("--formats", default="spz,sog,splat", help="comma-separated subset of spz, sog, splat (default: all)")
+    parser.add_argument(
+        "--inputs",
+        default="small,biker",
+        help="comma-separated cases: small, biker, 1m or splat file paths (default: small,biker)",
+    )
+    parser.add_argument(
+        "--formats", default="spz,sog,splat", help="comma-separated subset of spz, sog, splat (default: all)"
+    )
     parser.add_argument("--views", type=int, default=16, help="render viewpoints per scene (default 16)")
     parser.add_argument("--size", type=int, default=256, help="square render size in px (1M case: at most 128)")
     parser.add_argument("--sort", choices=("plas", "morton"), default="plas", help="Gaussian order for our SOG writer")
-    parser.add_argument("--small-n", type=int, default=50_000, help="Gaussians in the 'small' SH3 scene (default 50000)")
-    parser.add_argument("--timeout", type=float, default=1800, help="give up on one encode after this many seconds "
-                        "(splat-transform's CPU SOG k-means on SH3 scenes is slow; default 1800)")
+    parser.add_argument(
+        "--small-n", type=int, default=50_000, help="Gaussians in the 'small' SH3 scene (default 50000)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=1800,
+        help="give up on one encode after this many seconds "
+        "(splat-transform's CPU SOG k-means on SH3 scenes is slow; default 1800)",
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "compress.json"), help="JSON results path")
     args = parser.parse_args()
     for tool in (PEER, OURS):

@@ -87,10 +87,13 @@ def main() -> None:
 
     rows = []
     for case in args.cases.split(","):
-        cmd = [sys.executable, __file__, "--one", case, "--repeats", str(args.repeats),
-               "--sh-degree", str(args.sh_degree), "--tile-size", str(args.tile_size), "--threads", str(args.threads)]  # fmt: skip
+        cmd = [sys.executable, __file__, "--one", case, "--repeats", str(args.repeats), "--sh-degree",
+               str(args.sh_degree), "--tile-size", str(args.tile_size), "--threads", str(args.threads)]  # fmt: skip
         rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout))
-    header = f"{'gaussians':>9} {'size':>7} {'isects':>8} {'fwd s':>7} {'fwd+bwd s':>9} {'cpu s':>7} {'peak RSS GB':>11} {'load':>5}"
+    header = (
+        f"{'gaussians':>9} {'size':>7} {'isects':>8} {'fwd s':>7} {'fwd+bwd s':>9} {'cpu s':>7} "
+        f"{'peak RSS GB':>11} {'load':>5}"
+    )
     print(f"torch backend, SH degree {args.sh_degree}, tile {rows[0]['tile_size']}, {rows[0]['threads']} threads")
     print(header)
     for r in rows:

@@ -16,7 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
@@ -32,7 +31,9 @@ def errors(src: Splats, decoded: Splats) -> dict[str, float]:
     d = decoded[torch.from_numpy(idx)]
     out = {
         "means_mean_abs": float((d.means - src.means).abs().mean()),
-        "quat_mean_angle_deg": float(torch.rad2deg(2 * torch.acos((d.unit_quats * src.unit_quats).sum(1).abs().clamp(max=1))).mean()),
+        "quat_mean_angle_deg": float(
+            torch.rad2deg(2 * torch.acos((d.unit_quats * src.unit_quats).sum(1).abs().clamp(max=1))).mean()
+        ),
         "log_scales_mean_abs": float((d.log_scales - src.log_scales).abs().mean()),
         "log_scales_rmse": float((d.log_scales - src.log_scales).pow(2).mean().sqrt()),
         "opacity_mean_abs": float((d.opacities - src.opacities).abs().mean()),
@@ -73,7 +74,11 @@ def main() -> None:
         tmp = Path(tmp)
         ply.write(src, tmp / "in.ply")
         t = time.perf_counter()
-        subprocess.run([str(PEER), "-w", "-g", "cpu", str(tmp / "in.ply"), str(tmp / "theirs.sog")], check=True, capture_output=True)
+        subprocess.run(
+            [str(PEER), "-w", "-g", "cpu", str(tmp / "in.ply"), str(tmp / "theirs.sog")],
+            check=True,
+            capture_output=True,
+        )
         rows.append(("splat-transform 3.7.0", tmp / "theirs.sog", time.perf_counter() - t))
         for method in args.sort:
             t = time.perf_counter()
@@ -82,18 +87,23 @@ def main() -> None:
         results = []
         for name, path, seconds in rows:
             info = sog.describe(path)
-            results.append({
-                "writer": name,
-                "bytes": path.stat().st_size,
-                "seconds": round(seconds, 2),
-                "textures": {k: v["bytes"] for k, v in info["textures"].items()},
-                "errors": errors(src, sog.read(path)),
-            })
+            results.append(
+                {
+                    "writer": name,
+                    "bytes": path.stat().st_size,
+                    "seconds": round(seconds, 2),
+                    "textures": {k: v["bytes"] for k, v in info["textures"].items()},
+                    "errors": errors(src, sog.read(path)),
+                }
+            )
     base = results[0]["bytes"]
     print(f"scene: {args.input} ({len(src)} Gaussians, SH degree {src.sh_degree})")
     print(f"{'writer':<26}{'bytes':>10}{'vs peer':>9}{'s':>8}  " + "  ".join(results[0]["textures"]))
     for r in results:
-        print(f"{r['writer']:<26}{r['bytes']:>10}{r['bytes'] / base:>9.3f}{r['seconds']:>8.1f}  " + "  ".join(str(v) for v in r["textures"].values()))
+        print(
+            f"{r['writer']:<26}{r['bytes']:>10}{r['bytes'] / base:>9.3f}{r['seconds']:>8.1f}  "
+            + "  ".join(str(v) for v in r["textures"].values())
+        )
     print()
     keys = list(results[0]["errors"])
     print(f"{'writer':<26}" + "".join(f"{k:>22}" for k in keys))
@@ -101,7 +111,18 @@ def main() -> None:
         print(f"{r['writer']:<26}" + "".join(f"{r['errors'][k]:>22.3e}" for k in keys))
     out = ROOT / "bench" / "results" / "sog_size.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"input": args.input, "n": len(src), "sh_degree": src.sh_degree, "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "results": results}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "input": args.input,
+                "n": len(src),
+                "sh_degree": src.sh_degree,
+                "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                "results": results,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 For each grid side S, a structured random scene of S*S Gaussians (points on a few surfaces, colour and scale
 varying smoothly over them, plus noise) gives SOG's 9-D sort key; the key is laid out in an S x S grid in
 input (random) order, in Morton order and in PLAS order, and each layout's neighbour distance and VAD on the
-key are measured (wall and CPU time: on a shared machine the CPU time is the fairer figure). Prints a table and writes bench/results/sort.json (after every size, so a cut-short run
-keeps what it measured).
+key are measured (wall and CPU time: on a shared machine the CPU time is the fairer figure). Prints a table and
+writes bench/results/sort.json (after every size, so a cut-short run keeps what it measured).
 
     .venv/bin/python bench/sort.py [--sizes 256,512,1024] [--paper] [--seed 0] [--out bench/results/sort.json]
 """
@@ -43,20 +43,37 @@ def structured_scene(n: int, seed: int) -> Splats:
     base = Splats.random(n, seed=seed)
     rgb = 0.5 + 0.4 * torch.sin(means * 1.7 + surface[:, None].float()) + 0.05 * torch.randn(n, 3, generator=g)
     log_scales = math.log(0.02) + 0.3 * torch.sin(means.sum(1, keepdim=True)) + 0.2 * torch.randn(n, 3, generator=g)
-    return Splats(means, base.quats, log_scales, base.opacity_logits, ((rgb - 0.5) / 0.28209479177387814)[:, None], base.shN)
+    return Splats(
+        means, base.quats, log_scales, base.opacity_logits, ((rgb - 0.5) / 0.28209479177387814)[:, None], base.shN
+    )
 
 
 def measure(side: int, seed: int, paper: bool) -> dict:
     key = sort_key(structured_scene(side * side, seed))
-    row = {"side": side, "gaussians": side * side, "key_dims": key.shape[1], "torch_threads_outside_plas": torch.get_num_threads()}
-    for name, method, schedule in (("random", "none", None), ("morton", "morton", None), ("plas", "plas", FAST_PLAS), ("plas_paper", "plas", PAPER_PLAS)):
+    row = {
+        "side": side,
+        "gaussians": side * side,
+        "key_dims": key.shape[1],
+        "torch_threads_outside_plas": torch.get_num_threads(),
+    }
+    for name, method, schedule in (
+        ("random", "none", None),
+        ("morton", "morton", None),
+        ("plas", "plas", FAST_PLAS),
+        ("plas_paper", "plas", PAPER_PLAS),
+    ):
         if name == "plas_paper" and not paper:
             continue
         start, cpu_start = time.perf_counter(), time.process_time()
         order, width = grid_order(key, method, width=side, seed=seed, plas_schedule=schedule)
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         grid = key[order].reshape(side, width, -1)
-        row[name] = {"seconds": seconds, "cpu_seconds": cpu_seconds, "neighbour_distance": neighbour_distance(grid), "vad": vad(grid)}
+        row[name] = {
+            "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
+            "neighbour_distance": neighbour_distance(grid),
+            "vad": vad(grid),
+        }
     return row
 
 
@@ -77,7 +94,11 @@ def main() -> None:
             if name not in row:
                 continue
             r = row[name]
-            print(f"{side:>4}x{side:<4} {side * side:>8} {name:>7} {r['seconds']:>8.2f} {r['cpu_seconds']:>8.2f} {r['neighbour_distance']:>8.4f} {r['vad']:>8.4f}", flush=True)
+            print(
+                f"{side:>4}x{side:<4} {side * side:>8} {name:>7} {r['seconds']:>8.2f} {r['cpu_seconds']:>8.2f} "
+                f"{r['neighbour_distance']:>8.4f} {r['vad']:>8.4f}",
+                flush=True,
+            )
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(args.out) as tmp:
             tmp.write_text(json.dumps({"cpu_count": os.cpu_count(), "rows": rows}, indent=2))

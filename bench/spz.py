@@ -72,7 +72,9 @@ def main() -> None:
             "ours PLY->SPZ": run([py, "-c", OURS_COMPRESS, str(d / "in.ply"), str(d / "ours.spz")]),
             "splat-transform PLY->SPZ": run([str(SPLAT_TRANSFORM), "-q", "-w", str(d / "in.ply"), str(d / "peer.spz")]),
             "ours SPZ->PLY": run([py, "-c", OURS_DECOMPRESS, str(d / "ours.spz"), str(d / "ours.ply")]),
-            "splat-transform SPZ->PLY": run([str(SPLAT_TRANSFORM), "-q", "-w", str(d / "peer.spz"), str(d / "peer.ply")]),
+            "splat-transform SPZ->PLY": run(
+                [str(SPLAT_TRANSFORM), "-q", "-w", str(d / "peer.spz"), str(d / "peer.ply")]
+            ),
         }
         sizes = {name: (d / name).stat().st_size for name in ("in.ply", "ours.spz", "peer.spz")}
         identical = (d / "ours.spz").read_bytes() == (d / "peer.spz").read_bytes()
@@ -96,7 +98,9 @@ def main() -> None:
         codec = "" if m["codec_s"] is None else f"{m['codec_s']:.2f}"
         peak = "" if m["peak_rss_mib"] is None else f"{m['peak_rss_mib']:.0f}"
         print(f"{name:<28}{m['wall_s']:>9.2f}{codec:>9}{peak:>10}")
-    print(f"SPZ size: ours {sizes['ours.spz']:,} B, splat-transform {sizes['peer.spz']:,} B, identical bytes: {identical}")
+    print(
+        f"SPZ size: ours {sizes['ours.spz']:,} B, splat-transform {sizes['peer.spz']:,} B, identical bytes: {identical}"
+    )
     out = ROOT / "bench" / "results" / "spz.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

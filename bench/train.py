@@ -131,16 +131,27 @@ def run(method: str, scene: str, data: Path, work: Path, args) -> dict:
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
-        report = export_pipeline(trainer.pipeline, work / "export" / scene / cfg.timestamp, formats=("ply", "spz", "sog"),
-                                 sog_preset=args.sog_preset)
+        report = export_pipeline(
+            trainer.pipeline,
+            work / "export" / scene / cfg.timestamp,
+            formats=("ply", "spz", "sog"),
+            sog_preset=args.sog_preset,
+        )
     files = report["files"]
     row = {
-        "scene": scene, "method": method, "seed": args.seed, "iterations": args.iterations,
+        "scene": scene,
+        "method": method,
+        "seed": args.seed,
+        "iterations": args.iterations,
         "gaussians": report["num_gaussians"],
-        "psnr": report["trained_psnr"], "ssim": report["trained_ssim"], "train_seconds": seconds,
+        "psnr": report["trained_psnr"],
+        "ssim": report["trained_ssim"],
+        "train_seconds": seconds,
         "seconds_per_iteration": seconds / args.iterations,
-        "resolution": [int(trainer.pipeline.datamanager.train_dataset.cameras.width[0]),
-                       int(trainer.pipeline.datamanager.train_dataset.cameras.height[0])],
+        "resolution": [
+            int(trainer.pipeline.datamanager.train_dataset.cameras.width[0]),
+            int(trainer.pipeline.datamanager.train_dataset.cameras.height[0]),
+        ],
     }
     for name, entry in files.items():
         fmt = name.split(".")[-1]
@@ -167,14 +178,18 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'seed':9s} {'scene':5s} {'method':15s} {'N':>7s} {'PSNR':>6s} {'SSIM':>6s} {'PLY MB':>7s} {'SPZ MB':>7s} "
-          f"{'SPZ dB':>6s} {'SOG MB':>7s} {'SOG dB':>6s} {'basePLY/SOG':>11s} {'train s':>8s}")
+    print(
+        f"{'seed':9s} {'scene':5s} {'method':15s} {'N':>7s} {'PSNR':>6s} {'SSIM':>6s} {'PLY MB':>7s} {'SPZ MB':>7s} "
+        f"{'SPZ dB':>6s} {'SOG MB':>7s} {'SOG dB':>6s} {'basePLY/SOG':>11s} {'train s':>8s}"
+    )
     for r in rows:
         tag = str(r.get("seed", f"mean of {len(r.get('seeds', []))}"))
         ratio = r.get("base_ply_over_sog")
-        print(f"{tag:9s} {r['scene']:5s} {r['method']:15s} {r['gaussians']:7.0f} {r['psnr']:6.2f} {r['ssim']:6.4f} "
-              f"{r['ply_bytes'] / 1e6:7.3f} {r['spz_bytes'] / 1e6:7.3f} {r['spz_psnr']:6.2f} {r['sog_bytes'] / 1e6:7.3f} "
-              f"{r['sog_psnr']:6.2f} {'' if ratio is None else f'{ratio:.1f}':>11s} {r['train_seconds']:8.1f}")
+        print(
+            f"{tag:9s} {r['scene']:5s} {r['method']:15s} {r['gaussians']:7.0f} {r['psnr']:6.2f} {r['ssim']:6.4f} "
+            f"{r['ply_bytes'] / 1e6:7.3f} {r['spz_bytes'] / 1e6:7.3f} {r['spz_psnr']:6.2f} {r['sog_bytes'] / 1e6:7.3f} "
+            f"{r['sog_psnr']:6.2f} {'' if ratio is None else f'{ratio:.1f}':>11s} {r['train_seconds']:8.1f}"
+        )
 
 
 def main() -> None:
@@ -184,15 +199,28 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=1500, help="training iterations, the same for every method")
     ap.add_argument("--seeds", default="42", help="comma-separated training seeds (nerfstudio's default is 42)")
     ap.add_argument("--fox-scale", type=float, default=0.0625, help="fox image scale (1080x1920 -> 66x119 at 1/16)")
-    ap.add_argument("--fox-random", type=int, default=10000,
-                    help="random initial Gaussians on fox, which has no seed cloud (splatfacto's 50000 made each CPU "
-                         "step ~2.5 s)")
-    ap.add_argument("--fox-random-scale", type=float, default=2.0,
-                    help="side of the cube they start in, in nerfstudio's normalised frame (splatfacto's is 10)")
+    ap.add_argument(
+        "--fox-random",
+        type=int,
+        default=10000,
+        help="random initial Gaussians on fox, which has no seed cloud (splatfacto's 50000 made each CPU step ~2.5 s)",
+    )
+    ap.add_argument(
+        "--fox-random-scale",
+        type=float,
+        default=2.0,
+        help="side of the cube they start in, in nerfstudio's normalised frame (splatfacto's is 10)",
+    )
     ap.add_argument("--sog-refine-every", type=int, default=100, help="splatpack's refine and re-sort interval")
-    ap.add_argument("--set", type=parse_override, action="append", default=[], metavar="METHOD.FIELD=VALUE",
-                    help="override a model config field of one method, e.g. splatpack-base.cull_alpha_thresh=0.1 "
-                         "(splatfacto's prune threshold) or splatpack.densify_grad_thresh=2e-4; repeatable")
+    ap.add_argument(
+        "--set",
+        type=parse_override,
+        action="append",
+        default=[],
+        metavar="METHOD.FIELD=VALUE",
+        help="override a model config field of one method, e.g. splatpack-base.cull_alpha_thresh=0.1 "
+        "(splatfacto's prune threshold) or splatpack.densify_grad_thresh=2e-4; repeatable",
+    )
     ap.add_argument("--sog-preset", default="tiny", help="SOG preset of every run's export")
     ap.add_argument("--work", type=Path, default=None, help="keep runs and exports here (default: a temp folder)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "train.json")
@@ -202,9 +230,15 @@ def main() -> None:
     from splatpack.datasets.demo_scene import generate_demo_scene
 
     scenes = {"demo": lambda: generate_demo_scene(ROOT / "data" / "demo"), "fox": lambda: FOX}
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.machine(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "threads": torch.get_num_threads(), "iterations": args.iterations, "fox_scale": args.fox_scale, "seeds": seeds}
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": platform.machine(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "threads": torch.get_num_threads(),
+        "iterations": args.iterations,
+        "fox_scale": args.fox_scale,
+        "seeds": seeds,
+    }
     rows = []
     with contextlib.ExitStack() as stack:
         work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="splatpack-bench-train-")))

@@ -45,19 +45,38 @@ def main() -> None:
         result = train(init, train_set, TrainConfig(steps=args.steps, densify=densify))
         seconds = time.perf_counter() - start
         after = evaluate(result, test_set)
-        rows.append({
-            "run": name, "steps": args.steps, "gaussians_start": len(init), "gaussians_end": len(result),
-            "psnr_before": before["psnr"], "psnr": after["psnr"], "ssim": after["ssim"],
-            "train_seconds": seconds, "seconds_per_step": seconds / args.steps,
-        })
-    print(f"{'run':30s} {'steps':>5s} {'N start':>8s} {'N end':>7s} {'PSNR0':>6s} {'PSNR':>6s} {'SSIM':>6s} {'s/step':>7s}")
+        rows.append(
+            {
+                "run": name,
+                "steps": args.steps,
+                "gaussians_start": len(init),
+                "gaussians_end": len(result),
+                "psnr_before": before["psnr"],
+                "psnr": after["psnr"],
+                "ssim": after["ssim"],
+                "train_seconds": seconds,
+                "seconds_per_step": seconds / args.steps,
+            }
+        )
+    print(
+        f"{'run':30s} {'steps':>5s} {'N start':>8s} {'N end':>7s} {'PSNR0':>6s} {'PSNR':>6s} "
+        f"{'SSIM':>6s} {'s/step':>7s}"
+    )
     for r in rows:
-        print(f"{r['run']:30s} {r['steps']:5d} {r['gaussians_start']:8d} {r['gaussians_end']:7d} {r['psnr_before']:6.2f} "
-              f"{r['psnr']:6.2f} {r['ssim']:6.3f} {r['seconds_per_step']:7.3f}")
+        print(
+            f"{r['run']:30s} {r['steps']:5d} {r['gaussians_start']:8d} {r['gaussians_end']:7d} {r['psnr_before']:6.2f} "
+            f"{r['psnr']:6.2f} {r['ssim']:6.3f} {r['seconds_per_step']:7.3f}"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.processor() or platform.machine(),
-            "threads": torch.get_num_threads(), "scene": str(scene), "train_views": len(train_set.images),
-            "test_views": len(test_set.images), "resolution": [train_set.width, train_set.height]}
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "scene": str(scene),
+        "train_views": len(train_set.images),
+        "test_views": len(test_set.images),
+        "resolution": [train_set.width, train_set.height],
+    }
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
 
 

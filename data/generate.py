@@ -27,8 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         out = generate_demo_scene(
-            args.out, n_views=args.views, test_every=args.test_every, width=args.width, height=args.height,
-            seed=args.seed, overwrite=args.overwrite,
+            args.out,
+            n_views=args.views,
+            test_every=args.test_every,
+            width=args.width,
+            height=args.height,
+            seed=args.seed,
+            overwrite=args.overwrite,
         )
     except SplatpackError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -22,7 +22,7 @@ writers that need another convention (SPZ's RUB) convert explicitly.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -70,11 +70,11 @@ class Splats:
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def empty(cls, sh_degree: int = 0, *, device=None, dtype=torch.float32) -> "Splats":
+    def empty(cls, sh_degree: int = 0, *, device=None, dtype=torch.float32) -> Splats:
         return cls.create(0, sh_degree, device=device, dtype=dtype)
 
     @classmethod
-    def create(cls, n: int, sh_degree: int = 0, *, device=None, dtype=torch.float32) -> "Splats":
+    def create(cls, n: int, sh_degree: int = 0, *, device=None, dtype=torch.float32) -> Splats:
         """N Gaussians at the origin with identity rotation, unit scale, opacity 0.5 and grey colour."""
         if sh_degree not in SH_REST_COUNT:
             raise SplatpackError(f"SH degree {sh_degree} is out of range 0-3")
@@ -91,7 +91,7 @@ class Splats:
         )
 
     @classmethod
-    def from_numpy(cls, *, means, quats, log_scales, opacity_logits, sh0, shN, source=None) -> "Splats":
+    def from_numpy(cls, *, means, quats, log_scales, opacity_logits, sh0, shN, source=None) -> Splats:
         """Build float32 CPU ``Splats`` from array-likes shaped as the fields (``sh0`` may be (N, 3)), checking
         shapes and finite values; ``source`` names the file in error messages."""
 
@@ -109,7 +109,7 @@ class Splats:
         ).validate(source=None if source is None else str(source))
 
     @classmethod
-    def random(cls, n: int, sh_degree: int = 0, *, seed: int = 0, extent: float = 1.0, dtype=torch.float32) -> "Splats":
+    def random(cls, n: int, sh_degree: int = 0, *, seed: int = 0, extent: float = 1.0, dtype=torch.float32) -> Splats:
         """A reproducible random scene in a cube of half-size ``extent`` (for tests and benchmarks)."""
         g = torch.Generator().manual_seed(seed)
         k = SH_REST_COUNT[sh_degree]
@@ -173,7 +173,7 @@ class Splats:
 
     # ------------------------------------------------------------------ checks
 
-    def validate(self, *, check_finite: bool = True, source: str | None = None) -> "Splats":
+    def validate(self, *, check_finite: bool = True, source: str | None = None) -> Splats:
         """Raise ``SplatpackError`` on wrong shapes, mixed devices/dtypes or (optionally) NaN/Inf values."""
         n = self.means.shape[0] if self.means.ndim >= 1 else -1
         expected = {
@@ -189,8 +189,15 @@ class Splats:
                 raise SplatpackError(f"Splats.{name} must be a torch.Tensor, got {type(t).__name__}", source)
             if tuple(t.shape) != shape:
                 raise SplatpackError(f"Splats.{name} has shape {tuple(t.shape)}, expected {shape}", source)
-        if not isinstance(self.shN, torch.Tensor) or self.shN.ndim != 3 or self.shN.shape[0] != n or self.shN.shape[2] != 3:
-            raise SplatpackError(f"Splats.shN has shape {tuple(getattr(self.shN, 'shape', ()))}, expected ({n}, K, 3)", source)
+        if (
+            not isinstance(self.shN, torch.Tensor)
+            or self.shN.ndim != 3
+            or self.shN.shape[0] != n
+            or self.shN.shape[2] != 3
+        ):
+            raise SplatpackError(
+                f"Splats.shN has shape {tuple(getattr(self.shN, 'shape', ()))}, expected ({n}, K, 3)", source
+            )
         sh_degree_for_rest_count(self.shN.shape[1])
         devices = {getattr(self, f).device for f in self.FIELDS}
         dtypes = {getattr(self, f).dtype for f in self.FIELDS}
@@ -205,33 +212,34 @@ class Splats:
                 if bad.any():
                     rows = bad.reshape(t.shape[0], -1).any(dim=1).nonzero()[:, 0]
                     raise SplatpackError(
-                        f"{name} has {int(rows.numel())} Gaussian(s) with NaN/Inf values (first at index {int(rows[0])})",
+                        f"{name} has {int(rows.numel())} Gaussian(s) with NaN/Inf values "
+                        f"(first at index {int(rows[0])})",
                         source,
                     )
         return self
 
     # ------------------------------------------------------------------ transforms
 
-    def map(self, fn) -> "Splats":
+    def map(self, fn) -> Splats:
         """A new ``Splats`` with ``fn`` applied to every field tensor."""
         return Splats(**{f: fn(getattr(self, f)) for f in self.FIELDS})
 
-    def __getitem__(self, index) -> "Splats":
+    def __getitem__(self, index) -> Splats:
         """Select Gaussians by boolean mask, index tensor, slice or int list (always keeps the N axis)."""
         if isinstance(index, int):
             index = slice(index, index + 1) if index != -1 else slice(-1, None)
         return self.map(lambda t: t[index])
 
-    def to(self, *args, **kwargs) -> "Splats":
+    def to(self, *args, **kwargs) -> Splats:
         return self.map(lambda t: t.to(*args, **kwargs))
 
-    def detach(self) -> "Splats":
+    def detach(self) -> Splats:
         return self.map(torch.Tensor.detach)
 
-    def clone(self) -> "Splats":
+    def clone(self) -> Splats:
         return self.map(torch.Tensor.clone)
 
-    def with_sh_degree(self, degree: int) -> "Splats":
+    def with_sh_degree(self, degree: int) -> Splats:
         """Drop (or zero-pad) higher SH bands to ``degree``."""
         if degree not in SH_REST_COUNT:
             raise SplatpackError(f"SH degree {degree} is out of range 0-3")
@@ -243,7 +251,7 @@ class Splats:
         return dataclasses.replace(self, shN=shN)
 
     @staticmethod
-    def cat(parts: Sequence["Splats"] | Iterable["Splats"]) -> "Splats":
+    def cat(parts: Sequence[Splats] | Iterable[Splats]) -> Splats:
         """Concatenate scenes; lower-degree parts are zero-padded to the highest SH degree."""
         parts = list(parts)
         if not parts:
@@ -260,4 +268,3 @@ class Splats:
 
     def __repr__(self) -> str:
         return f"Splats(n={len(self)}, sh_degree={self.sh_degree}, device={self.device}, dtype={self.dtype})"
-

@@ -24,8 +24,25 @@ def _rotation(q):
     )
 
 
-def dense_render(means, quats, scales, opacities, colors, viewmats, Ks, width, height, *, sh_degree=None,
-                 backgrounds=None, near_plane=0.01, far_plane=1e10, eps2d=0.3, rasterize_mode="classic", stats=None):
+def dense_render(
+    means,
+    quats,
+    scales,
+    opacities,
+    colors,
+    viewmats,
+    Ks,
+    width,
+    height,
+    *,
+    sh_degree=None,
+    backgrounds=None,
+    near_plane=0.01,
+    far_plane=1e10,
+    eps2d=0.3,
+    rasterize_mode="classic",
+    stats=None,
+):
     """Returns rgb (C, H, W, 3), alpha (C, H, W, 1), depth (C, H, W, 1).
 
     ``stats`` (a dict), when given, receives how often each cut-off fired, so tests can show they were exercised.
@@ -33,7 +50,9 @@ def dense_render(means, quats, scales, opacities, colors, viewmats, Ks, width, h
     counts = {"stopped_pixels": 0, "clamped": 0, "skipped_faint": 0}
     rot = _rotation(quats)
     cov3d = rot @ torch.diag_embed(scales**2) @ rot.transpose(1, 2)
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=means.dtype), torch.arange(width, dtype=means.dtype), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=means.dtype), torch.arange(width, dtype=means.dtype), indexing="ij"
+    )
     px, py = xs.reshape(-1) + 0.5, ys.reshape(-1) + 0.5
     rgbs, alphas, depths = [], [], []
     for c in range(viewmats.shape[0]):
@@ -57,7 +76,9 @@ def dense_render(means, quats, scales, opacities, colors, viewmats, Ks, width, h
             tan_x, tan_y = 0.5 * width / fx, 0.5 * height / fy
             xc = z * torch.clamp(x / z, -(cx / fx + 0.3 * tan_x), (width - cx) / fx + 0.3 * tan_x)
             yc = z * torch.clamp(y / z, -(cy / fy + 0.3 * tan_y), (height - cy) / fy + 0.3 * tan_y)
-            J = torch.stack([torch.stack([fx / z, 0 * z, -fx * xc / z**2]), torch.stack([0 * z, fy / z, -fy * yc / z**2])])
+            J = torch.stack(
+                [torch.stack([fx / z, 0 * z, -fx * xc / z**2]), torch.stack([0 * z, fy / z, -fy * yc / z**2])]
+            )
             cov2d = J @ R @ cov3d[i] @ R.T @ J.T
             det_orig = torch.linalg.det(cov2d)
             cov2d = cov2d + eps2d * torch.eye(2, dtype=means.dtype)

@@ -18,7 +18,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def cli(*args, cwd=None):
     return subprocess.run(
-        [sys.executable, "-m", "splatpack.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd or ROOT, timeout=300
+        [sys.executable, "-m", "splatpack.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        timeout=300,
     )
 
 

@@ -24,15 +24,25 @@ CHUNK_PROPS += [f"{m}_scale_{a}" for m in ("min", "max") for a in "xyz"]
 CHUNK_PROPS += [f"{m}_{c}" for m in ("min", "max") for c in "rgb"]
 
 
-def make_file(path: Path, words: np.ndarray, chunks: np.ndarray, sh: np.ndarray | None = None, *, chunk_count=None) -> Path:
+def make_file(
+    path: Path, words: np.ndarray, chunks: np.ndarray, sh: np.ndarray | None = None, *, chunk_count=None
+) -> Path:
     """A compressed PLY from packed vertex words (N, 4) uint32, chunk rows (C, 18) float32, sh bytes (N, 3K)."""
     n = len(words)
-    lines = ["ply", "format binary_little_endian 1.0", f"element chunk {chunk_count if chunk_count is not None else len(chunks)}"]
+    lines = [
+        "ply",
+        "format binary_little_endian 1.0",
+        f"element chunk {chunk_count if chunk_count is not None else len(chunks)}",
+    ]
     lines += [f"property float {p}" for p in CHUNK_PROPS]
     lines += [f"element vertex {n}"] + [f"property uint {p}" for p in compressed_ply._PACKED]
     if sh is not None:
         lines += [f"element sh {n}"] + [f"property uchar f_rest_{i}" for i in range(sh.shape[1])]
-    body = chunks.astype("<f4").tobytes() + words.astype("<u4").tobytes() + (b"" if sh is None else sh.astype(np.uint8).tobytes())
+    body = (
+        chunks.astype("<f4").tobytes()
+        + words.astype("<u4").tobytes()
+        + (b"" if sh is None else sh.astype(np.uint8).tobytes())
+    )
     path.write_bytes(("\n".join(lines) + "\nend_header\n").encode() + body)
     return path
 
@@ -42,7 +52,9 @@ def random_file(path: Path, n: int, k: int, seed: int) -> Path:
     c = -(-n // 256)
     lo = rng.normal(size=(c, 9)).astype(np.float32)
     hi = lo + rng.uniform(0.1, 2, size=(c, 9)).astype(np.float32)
-    chunks = np.concatenate([lo[:, :3], hi[:, :3], lo[:, 3:6] - 4, hi[:, 3:6] - 4, lo[:, 6:] * 0.1 + 0.2, hi[:, 6:] * 0.1 + 0.6], axis=1)
+    chunks = np.concatenate(
+        [lo[:, :3], hi[:, :3], lo[:, 3:6] - 4, hi[:, 3:6] - 4, lo[:, 6:] * 0.1 + 0.2, hi[:, 6:] * 0.1 + 0.6], axis=1
+    )
     words = rng.integers(0, 2**32, size=(n, 4), dtype=np.uint64).astype(np.uint32)
     sh = rng.integers(0, 256, size=(n, 3 * k), dtype=np.uint8) if k else None
     return make_file(path, words, chunks, sh)
@@ -70,7 +82,13 @@ def test_biker_loads_and_matches_splat_transform(shared_data, splat_transform, t
     src = shared_data / "splats" / "biker.compressed.ply"
     ours = compressed_ply.read(src)
     assert detect_format(src) == "compressed-ply"
-    assert compressed_ply.describe(src) == {"format": "compressed-ply", "count": 152746, "chunks": 597, "sh_degree": 0, "colour_bounds": True}
+    assert compressed_ply.describe(src) == {
+        "format": "compressed-ply",
+        "count": 152746,
+        "chunks": 597,
+        "sh_degree": 0,
+        "colour_bounds": True,
+    }
     assert len(ours) == 152746 and ours.sh_degree == 0
     ours.validate(check_finite=True)
     out = tmp_path / "peer.ply"
@@ -84,7 +102,9 @@ def test_biker_loads_and_matches_splat_transform(shared_data, splat_transform, t
     np.testing.assert_allclose(ours.opacities.double().numpy(), peer_alpha, atol=0.5 / 255)
     finite = np.isfinite(peer["opacity_logits"])
     assert (~finite).sum() > 0
-    np.testing.assert_allclose(ours.opacity_logits.double().numpy()[finite], peer["opacity_logits"][finite], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        ours.opacity_logits.double().numpy()[finite], peer["opacity_logits"][finite], rtol=1e-5, atol=1e-5
+    )
 
 
 def test_biker_agrees_with_same_scene_as_spz(shared_data):
@@ -186,7 +206,9 @@ def test_zero_vertices(tmp_path):
 def test_sniff(tmp_path):
     path = random_file(tmp_path / "x.bin", 10, 0, seed=2)
     assert compressed_ply.sniff(path, path.read_bytes()[:4096])
-    assert not compressed_ply.sniff(path, b"ply\nformat binary_little_endian 1.0\nelement vertex 3\nproperty float x\nend_header\n")
+    assert not compressed_ply.sniff(
+        path, b"ply\nformat binary_little_endian 1.0\nelement vertex 3\nproperty float x\nend_header\n"
+    )
     assert detect_format(path) == "compressed-ply"
 
 
@@ -204,7 +226,9 @@ def _fuzz_base(tmp_path_factory) -> bytes:
 @given(
     cut=st.integers(0, 10_000),
     edits=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=8),
-    header_edit=st.sampled_from([None, (b"300", b"3000"), (b"uint", b"float"), (b"chunk 2", b"chunk 9"), (b"uchar", b"int"), (b"sh", b"xx")]),
+    header_edit=st.sampled_from(
+        [None, (b"300", b"3000"), (b"uint", b"float"), (b"chunk 2", b"chunk 9"), (b"uchar", b"int"), (b"sh", b"xx")]
+    ),
 )
 def test_fuzz_only_splatpack_errors(tmp_path_factory, tmp_path, cut, edits, header_edit):
     data = bytearray(_fuzz_base(tmp_path_factory))

@@ -12,8 +12,8 @@ import pytest
 import torch
 from plyfile import PlyData
 
-from splatpack.datasets import generate_demo_scene, load_colmap, load_seed_points, load_transforms
 from splatpack.datasets import colmap as cm
+from splatpack.datasets import generate_demo_scene, load_colmap, load_seed_points, load_transforms
 from splatpack.errors import SplatpackError
 
 SMALL = dict(n_views=12, test_every=4, width=64, height=48)
@@ -134,7 +134,8 @@ def test_colmap_writer_round_trip(tmp_path):
         ids=np.arange(7, 37, dtype=np.uint64),
         xyz=rng.normal(size=(30, 3)),
         rgb=rng.integers(0, 256, (30, 3), dtype=np.uint8),
-        error=rng.random(30), track_offsets=np.concatenate([[0], np.cumsum(lengths)]),
+        error=rng.random(30),
+        track_offsets=np.concatenate([[0], np.cumsum(lengths)]),
         tracks=rng.integers(0, 1000, (lengths.sum(), 2)).astype(np.int32),
     )
     cm.write_points3d_binary(pts, tmp_path / "points3D.bin")
@@ -289,8 +290,13 @@ def test_fox_loads(shared_data):
     assert (len(train.names), len(test.names)) == (43, 7)
     assert (train.width, train.height) == (135, 240) and train.images.shape == (43, 240, 135, 3)
     meta = json.loads(fox.read_text())
-    torch.testing.assert_close(train.Ks[0], torch.tensor(
-        [[meta["fl_x"] / 8, 0, meta["cx"] / 8], [0, meta["fl_y"] / 8, meta["cy"] / 8], [0, 0, 1]], dtype=torch.float32))
+    torch.testing.assert_close(
+        train.Ks[0],
+        torch.tensor(
+            [[meta["fl_x"] / 8, 0, meta["cx"] / 8], [0, meta["fl_y"] / 8, meta["cy"] / 8], [0, 0, 1]],
+            dtype=torch.float32,
+        ),
+    )
     assert 0.15 < float(train.images.mean()) < 0.85
     # The capture circles one object: the point nearest to all optical axes lies in front of every camera.
     c2w = torch.linalg.inv(torch.cat([train.viewmats, test.viewmats]).double())

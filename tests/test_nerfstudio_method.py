@@ -112,6 +112,7 @@ def test_grid_stays_square_and_sorted(trained):
 def test_smoothness_loss_smooths_the_grids(trained, trained_without_smoothness):
     with_loss = trained.pipeline.model
     without = trained_without_smoothness.pipeline.model
+
     def roughness(model, name):
         return neighbour_distance(model.grid(name).detach())
 
@@ -153,7 +154,9 @@ def _look_at_viewmats(n: int, radius: float, seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     eyes = torch.nn.functional.normalize(torch.randn(n, 3, generator=g, dtype=torch.float64), dim=-1) * radius
     forward = torch.nn.functional.normalize(-eyes, dim=-1)
-    right = torch.nn.functional.normalize(torch.cross(forward, torch.tensor([0.0, 0.0, 1.0]).double().expand(n, 3), dim=-1), dim=-1)
+    right = torch.nn.functional.normalize(
+        torch.cross(forward, torch.tensor([0.0, 0.0, 1.0]).double().expand(n, 3), dim=-1), dim=-1
+    )
     down = torch.cross(forward, right, dim=-1)
     rot = torch.stack([right, down, forward], dim=1)  # rows: camera axes in world coordinates
     viewmats = torch.eye(4, dtype=torch.float64).repeat(n, 1, 1)
@@ -213,7 +216,9 @@ def _run_tool(args: list[str], tmp_path: Path):
 def test_ns_eval_scores_our_checkpoint(trained, tmp_path):
     """ns-eval loads the checkpoint (torch's weights-only load must accept it) and scores what training reached."""
     config = Path(trained.base_dir) / "config.yml"
-    _run_tool([_ns_tool("ns-eval"), "--load-config", str(config), "--output-path", str(tmp_path / "eval.json")], tmp_path)
+    _run_tool(
+        [_ns_tool("ns-eval"), "--load-config", str(config), "--output-path", str(tmp_path / "eval.json")], tmp_path
+    )
     results = json.loads((tmp_path / "eval.json").read_text())["results"]
     expected = trained.pipeline.get_average_eval_image_metrics()["psnr"]
     assert results["psnr"] == pytest.approx(expected, abs=0.05)
@@ -226,8 +231,21 @@ def test_ns_render_renders_the_heldout_views(trained, tmp_path):
     from splatpack.metrics import psnr
 
     config = Path(trained.base_dir) / "config.yml"
-    _run_tool([_ns_tool("ns-render"), "dataset", "--load-config", str(config), "--output-path", str(tmp_path / "r"),
-               "--split", "test", "--rendered-output-names", "rgb"], tmp_path)
+    _run_tool(
+        [
+            _ns_tool("ns-render"),
+            "dataset",
+            "--load-config",
+            str(config),
+            "--output-path",
+            str(tmp_path / "r"),
+            "--split",
+            "test",
+            "--rendered-output-names",
+            "rgb",
+        ],
+        tmp_path,
+    )
     frames = sorted((tmp_path / "r" / "test" / "rgb").glob("*.jpg"))
     dataset = trained.pipeline.datamanager.eval_dataset
     assert len(frames) == len(dataset)
@@ -263,9 +281,18 @@ def test_ns_viewer_shows_our_renders_in_a_browser(trained, tmp_path, browser_sta
     log = tmp_path / "ns-viewer.log"
     with open(log, "w") as out:
         viewer = subprocess.Popen(
-            [_ns_tool("ns-viewer"), "--load-config", str(config), "--viewer.websocket-host", "127.0.0.1",
-             "--viewer.websocket-port", str(port)],
-            cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
+            [
+                _ns_tool("ns-viewer"),
+                "--load-config",
+                str(config),
+                "--viewer.websocket-host",
+                "127.0.0.1",
+                "--viewer.websocket-port",
+                str(port),
+            ],
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         wait_until(serving, 120)
@@ -301,8 +328,21 @@ def _cli_config(args: list[str], out: Path):
     import tyro
     from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
 
-    cfg = tyro.cli(AnnotatedBaseConfigUnion, args=args[:1] + ["--vis", "tensorboard", "--output-dir", str(out),
-                   "--timestamp", "run", "--pipeline.model.sort-improvement-break", "1e-2"] + args[1:])
+    cfg = tyro.cli(
+        AnnotatedBaseConfigUnion,
+        args=args[:1]
+        + [
+            "--vis",
+            "tensorboard",
+            "--output-dir",
+            str(out),
+            "--timestamp",
+            "run",
+            "--pipeline.model.sort-improvement-break",
+            "1e-2",
+        ]
+        + args[1:],
+    )
     cfg.pipeline.datamanager.data = cfg.data
     return cfg
 
@@ -314,8 +354,19 @@ def test_colmap_data_trains_and_exports_onto_the_colmap_points(demo_scene, tmp_p
     from splatpack import io
     from splatpack.datasets.colmap import read_points3d_binary
 
-    cfg = _cli_config(["splatpack", "--data", str(demo_scene), "--max-num-iterations", "10",
-                       "--pipeline.datamanager.camera-res-scale-factor", "0.25", "colmap"], tmp_path)
+    cfg = _cli_config(
+        [
+            "splatpack",
+            "--data",
+            str(demo_scene),
+            "--max-num-iterations",
+            "10",
+            "--pipeline.datamanager.camera-res-scale-factor",
+            "0.25",
+            "colmap",
+        ],
+        tmp_path,
+    )
     assert type(cfg.pipeline.datamanager.dataparser).__name__ == "ColmapDataParserConfig"
     trainer = _train(cfg)
     points = read_points3d_binary(demo_scene / "colmap" / "sparse" / "0" / "points3D.bin").xyz
@@ -329,11 +380,29 @@ def test_colmap_data_trains_and_exports_onto_the_colmap_points(demo_scene, tmp_p
 
 def test_instant_ngp_transforms_train(shared_data, tmp_path):
     """The fox capture (instant-ngp transforms.json with distortion, no seed cloud) trains from random points."""
-    cfg = _cli_config(["splatpack", "--data", str(shared_data / "fox"), "--max-num-iterations", "10",
-                       "--pipeline.model.num-random", "5000", "--pipeline.model.export-at-end", "False",
-                       "--pipeline.datamanager.camera-res-scale-factor", "0.0625",
-                       "nerfstudio-data", "--eval-mode", "interval", "--eval-interval", "8",
-                       "--downscale-factor", "1"], tmp_path)
+    cfg = _cli_config(
+        [
+            "splatpack",
+            "--data",
+            str(shared_data / "fox"),
+            "--max-num-iterations",
+            "10",
+            "--pipeline.model.num-random",
+            "5000",
+            "--pipeline.model.export-at-end",
+            "False",
+            "--pipeline.datamanager.camera-res-scale-factor",
+            "0.0625",
+            "nerfstudio-data",
+            "--eval-mode",
+            "interval",
+            "--eval-interval",
+            "8",
+            "--downscale-factor",
+            "1",
+        ],
+        tmp_path,
+    )
     trainer = _train(cfg)
     dm = trainer.pipeline.datamanager
     assert len(dm.train_dataset) + len(dm.eval_dataset) == 50 and len(dm.eval_dataset) == 7

@@ -193,7 +193,9 @@ def test_sniff_rejects_real_compressed_ply(shared_data):
 
 def compressed_ply(tmp_path):
     chunk = np.zeros(1, dtype=[(n, "f4") for n in ("min_x", "max_x")])
-    vertex = np.zeros(3, dtype=[(n, "u4") for n in ("packed_position", "packed_rotation", "packed_scale", "packed_color")])
+    vertex = np.zeros(
+        3, dtype=[(n, "u4") for n in ("packed_position", "packed_rotation", "packed_scale", "packed_color")]
+    )
     path = tmp_path / "c.compressed.ply"
     plyfile.PlyData([plyfile.PlyElement.describe(chunk, "chunk"), plyfile.PlyElement.describe(vertex, "vertex")]).write(
         str(path)
@@ -288,7 +290,11 @@ def test_non_float_and_list_properties(tmp_path, good):
 @pytest.mark.parametrize(
     "old, new, problem",
     [
-        (b"element vertex 50", b"element vertex fifty", "line 3 ('element vertex fifty'): expected 'element <name> <count>'"),
+        (
+            b"element vertex 50",
+            b"element vertex fifty",
+            "line 3 ('element vertex fifty'): expected 'element <name> <count>'",
+        ),
         (b"element vertex 50", b"element vertex -5", "expected 'element <name> <count>'"),
         (b"property float x", b"property float32x x", "unknown property type 'float32x'"),
         (b"property float y", b"property float y extra", "expected 'property <type> <name>'"),

@@ -6,13 +6,13 @@ import math
 
 import pytest
 import torch
+from _dense_reference import dense_render
 from gsplat.cuda._torch_impl import _fully_fused_projection, _quat_scale_to_covar_preci, _spherical_harmonics
 
 from splatpack.errors import SplatpackError
 from splatpack.render import available_backends, rasterize, render_splats
 from splatpack.render.sh import SH_C1, sh_to_rgb
 from splatpack.scene import SH_C0, Splats
-from _dense_reference import dense_render
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="CUDA is absent: the gsplat backend only runs on a GPU")
@@ -23,7 +23,9 @@ def look_at(eye, target=(0.0, 0.0, 0.0), dtype=torch.float64) -> torch.Tensor:
     """World-to-camera matrix (OpenCV axes: x right, y down, z forward) of a camera at ``eye`` facing ``target``."""
     eye, target = torch.tensor(eye, dtype=dtype), torch.tensor(target, dtype=dtype)
     forward = torch.nn.functional.normalize(target - eye, dim=0)
-    right = torch.nn.functional.normalize(torch.linalg.cross(forward, torch.tensor([0.0, -1.0, 0.0], dtype=dtype)), dim=0)
+    right = torch.nn.functional.normalize(
+        torch.linalg.cross(forward, torch.tensor([0.0, -1.0, 0.0], dtype=dtype)), dim=0
+    )
     down = torch.linalg.cross(forward, right)
     rot = torch.stack([right, down, forward])
     viewmat = torch.eye(4, dtype=dtype)
@@ -49,8 +51,12 @@ def make_scene(n=250, sh_degree=3, seed=0, dtype=torch.float64):
 
 
 def cameras(width, height, dtype=torch.float64):
-    viewmats = torch.stack([look_at((0.0, 0.0, -4.0), dtype=dtype), look_at((2.5, -1.0, -3.0), (0.1, 0.0, 0.2), dtype=dtype)])
-    return viewmats, torch.stack([intrinsics(width, height, 1.1 * width, dtype), intrinsics(width, height, 0.9 * width, dtype)])
+    viewmats = torch.stack(
+        [look_at((0.0, 0.0, -4.0), dtype=dtype), look_at((2.5, -1.0, -3.0), (0.1, 0.0, 0.2), dtype=dtype)]
+    )
+    return viewmats, torch.stack(
+        [intrinsics(width, height, 1.1 * width, dtype), intrinsics(width, height, 0.9 * width, dtype)]
+    )
 
 
 def grads(outputs, inputs, seed=1):
@@ -153,7 +159,9 @@ def test_sh_degree0_and_degree1_follow_the_formula():
     dirs = torch.nn.functional.normalize(torch.randn(50, 3, dtype=torch.float64), dim=-1)
     coeffs = torch.randn(50, 4, 3, dtype=torch.float64)
     x, y, z = dirs[:, 0:1], dirs[:, 1:2], dirs[:, 2:3]
-    expected1 = 0.5 + SH_C0 * coeffs[:, 0] - SH_C1 * y * coeffs[:, 1] + SH_C1 * z * coeffs[:, 2] - SH_C1 * x * coeffs[:, 3]
+    expected1 = (
+        0.5 + SH_C0 * coeffs[:, 0] - SH_C1 * y * coeffs[:, 1] + SH_C1 * z * coeffs[:, 2] - SH_C1 * x * coeffs[:, 3]
+    )
     torch.testing.assert_close(sh_to_rgb(1, dirs * 3.0, coeffs), expected1.clamp_min(0))
     torch.testing.assert_close(sh_to_rgb(0, dirs, coeffs), (0.5 + SH_C0 * coeffs[:, 0]).clamp_min(0))
     # Degree 3 against gsplat's independent implementation (its constants carry fewer digits).
@@ -166,12 +174,15 @@ def test_rendered_sh_colour_depends_on_view_direction():
     """One opaque Gaussian seen from two sides: the centre pixel's colour is the degree-1 SH formula."""
     width = height = 17
     mean = torch.tensor([[0.2, -0.1, 0.3]], dtype=torch.float64)
-    coeffs = torch.tensor([[[0.3, -0.2, 0.1], [0.5, 0.2, -0.4], [-0.3, 0.6, 0.2], [0.4, -0.5, 0.3]]], dtype=torch.float64)
+    coeffs = torch.tensor(
+        [[[0.3, -0.2, 0.1], [0.5, 0.2, -0.4], [-0.3, 0.6, 0.2], [0.4, -0.5, 0.3]]], dtype=torch.float64
+    )
     eyes = [(0.2, -0.1, -3.0), (3.2, -0.1, 0.3)]
     viewmats = torch.stack([look_at(e, mean[0].tolist()) for e in eyes])
     K = torch.tensor([[20.0, 0, width / 2], [0, 20.0, height / 2], [0, 0, 1]], dtype=torch.float64)
-    out = rasterize(mean, torch.tensor([[1.0, 0, 0, 0]], dtype=torch.float64), torch.full((1, 3), 0.3, dtype=torch.float64),
-                    torch.tensor([0.9], dtype=torch.float64), coeffs, viewmats, K.expand(2, 3, 3), width, height,
+    f64 = torch.float64
+    out = rasterize(mean, torch.tensor([[1.0, 0, 0, 0]], dtype=f64), torch.full((1, 3), 0.3, dtype=f64),
+                    torch.tensor([0.9], dtype=f64), coeffs, viewmats, K.expand(2, 3, 3), width, height,
                     sh_degree=1, backend="torch")  # fmt: skip
     centre = out.rgb[:, height // 2, width // 2] / out.alpha[:, height // 2, width // 2]
     for cam, eye in enumerate(eyes):
@@ -198,7 +209,9 @@ def test_float32_stays_close_to_float64():
     scene = make_scene(n=1000, sh_degree=3, seed=11)
     viewmats, Ks = cameras(width, height)
     o64 = rasterize(*scene, viewmats, Ks, width, height, sh_degree=3, backend="torch")
-    o32 = rasterize(*(t.float() for t in scene), viewmats.float(), Ks.float(), width, height, sh_degree=3, backend="torch")
+    o32 = rasterize(
+        *(t.float() for t in scene), viewmats.float(), Ks.float(), width, height, sh_degree=3, backend="torch"
+    )
     assert o32.rgb.dtype == torch.float32
     # Observed 1.7e-6: the tile-local polynomial form of the exponent loses little in float32.
     assert float((o32.rgb.double() - o64.rgb).abs().max()) < 1e-4

@@ -39,7 +39,9 @@ def test_validation_errors_are_clear():
         Splats(s.means, s.quats, s.log_scales, s.opacity_logits, s.sh0, torch.zeros(4, 5, 3))
     bad = s.clone()
     bad.log_scales[2, 1] = float("nan")
-    with pytest.raises(SplatpackError, match=r"scene.ply: log_scales has 1 Gaussian\(s\) with NaN/Inf values \(first at index 2\)"):
+    with pytest.raises(
+        SplatpackError, match=r"scene.ply: log_scales has 1 Gaussian\(s\) with NaN/Inf values \(first at index 2\)"
+    ):
         bad.validate(source="scene.ply")
     with pytest.raises(SplatpackError, match="out of range"):
         Splats.create(3, sh_degree=4)

@@ -16,11 +16,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.spatial import cKDTree
+from test_compressed_ply import read_peer_ply
 
 from splatpack.errors import SplatpackError
 from splatpack.io import detect_format, ply, sog
 from splatpack.scene import Splats
-from test_compressed_ply import read_peer_ply
 
 
 def scene(n: int, degree: int, seed: int = 0) -> Splats:
@@ -37,13 +37,17 @@ def scene(n: int, degree: int, seed: int = 0) -> Splats:
     s.opacity_logits = 2 * smooth[:, 6] + 0.5
     k = s.shN.shape[1]
     if k:
-        s.shN = 0.15 * smooth[:, 7 : 7 + k, None].expand(-1, -1, 3) * torch.tensor([1.0, 0.8, 0.6]) + 0.02 * torch.randn(n, k, 3, generator=g)
+        s.shN = 0.15 * smooth[:, 7 : 7 + k, None].expand(-1, -1, 3) * torch.tensor(
+            [1.0, 0.8, 0.6]
+        ) + 0.02 * torch.randn(n, k, 3, generator=g)
     return s
 
 
 def convert(splat_transform: Path, src: Path, dst: Path) -> Path:
     # -g cpu: the SH k-means otherwise looks for a WebGPU adapter, which CI machines do not have.
-    subprocess.run([str(splat_transform), "-w", "-g", "cpu", str(src), str(dst)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [str(splat_transform), "-w", "-g", "cpu", str(src), str(dst)], check=True, capture_output=True, timeout=300
+    )
     return dst
 
 
@@ -119,7 +123,7 @@ def test_round_trip_within_quantization(tmp_path):
     # Means: 16 bits over the log-transformed extent (here |x| <= ~2.1, so the step is ~2e-5 or less).
     t = torch.sign(src.means) * torch.log1p(src.means.abs())
     step = (t.max(0).values - t.min(0).values) / 65535
-    assert ((got.means - src.means).abs() <= step * math.e ** 1.2 * 0.51 + 1e-6).all()
+    assert ((got.means - src.means).abs() <= step * math.e**1.2 * 0.51 + 1e-6).all()
     # Quaternions: 8-bit smallest-three, |dot| within ~1e-4 of 1.
     assert (1 - (got.unit_quats * src.unit_quats).sum(1).abs()).max() < 2e-4
     assert (got.opacities - src.opacities).abs().max() <= 0.5 / 255 + 1e-6
@@ -169,8 +173,10 @@ def test_bundled_and_unbundled_forms_agree(tmp_path):
     assert zipfile.is_zipfile(tmp_path / "b.sog")
     with zipfile.ZipFile(tmp_path / "b.sog") as z:
         assert all(i.compress_type == zipfile.ZIP_STORED for i in z.infolist())
-        assert sorted(z.namelist()) == sorted(json.loads(z.read("meta.json"))["shN"]["files"] + [
-            "meta.json", "means_l.webp", "means_u.webp", "quats.webp", "scales.webp", "sh0.webp"])
+        assert sorted(z.namelist()) == sorted(
+            json.loads(z.read("meta.json"))["shN"]["files"]
+            + ["meta.json", "means_l.webp", "means_u.webp", "quats.webp", "scales.webp", "sh0.webp"]
+        )
     for other in (tmp_path / "u.sog.d", tmp_path / "u.sog.d" / "meta.json", tmp_path / "m" / "meta.json"):
         b = sog.read(other)
         for field in Splats.FIELDS:
@@ -239,12 +245,21 @@ def _edit_meta(folder: Path, fn) -> None:
         (lambda f: (f / "meta.json").write_text("{not json"), "bad meta.json"),
         (lambda f: _edit_meta(f, lambda m: m.update(count=10**6)), "too small for 1000000 Gaussians"),
         (lambda f: _edit_meta(f, lambda m: m.update(version=3)), "unsupported SOG version 3"),
-        (lambda f: _edit_meta(f, lambda m: m["scales"].update(codebook=[1, 2])), "scales.codebook must be 256 finite numbers"),
+        (
+            lambda f: _edit_meta(f, lambda m: m["scales"].update(codebook=[1, 2])),
+            "scales.codebook must be 256 finite numbers",
+        ),
         (lambda f: _edit_meta(f, lambda m: m.pop("sh0")), "missing 'sh0' section"),
-        (lambda f: _edit_meta(f, lambda m: m["means"].update(files=["../x.webp", "means_u.webp"])), "invalid texture file"),
+        (
+            lambda f: _edit_meta(f, lambda m: m["means"].update(files=["../x.webp", "means_u.webp"])),
+            "invalid texture file",
+        ),
         (lambda f: _edit_meta(f, lambda m: m["shN"].update(count=3)), "outside the 3-entry palette"),
         (lambda f: (f / "sh0.webp").write_bytes(b"RIFF\x00\x00\x00\x00WEBPjunk"), "sh0.webp is not a readable WebP"),
-        (lambda f: (f / "scales.webp").write_bytes((f / "scales.webp").read_bytes()[:40]), "scales.webp is not a readable WebP"),
+        (
+            lambda f: (f / "scales.webp").write_bytes((f / "scales.webp").read_bytes()[:40]),
+            "scales.webp is not a readable WebP",
+        ),
     ],
 )
 def test_bad_folder(small_folder, damage, message):
@@ -294,7 +309,9 @@ def _fuzz_entries(tmp_path_factory) -> dict[str, bytes]:
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    target=st.sampled_from(["meta.json", "means_l.webp", "quats.webp", "sh0.webp", "shN_labels.webp", "shN_centroids.webp", "zip"]),
+    target=st.sampled_from(
+        ["meta.json", "means_l.webp", "quats.webp", "sh0.webp", "shN_labels.webp", "shN_centroids.webp", "zip"]
+    ),
     edits=st.lists(st.tuples(st.integers(0, 100_000), st.integers(0, 255)), min_size=1, max_size=6),
     cut=st.integers(0, 50),
 )

@@ -100,8 +100,14 @@ def test_grid_order_plas_beats_morton_and_random_on_a_structured_scene():
     t = torch.rand(n, generator=g)
     means = torch.stack([torch.cos(6 * t), torch.sin(6 * t), t], dim=1)  # points on a helix
     scene = Splats.random(n, seed=1)
-    scene = Splats(means, scene.quats, torch.log(0.01 + 0.05 * t)[:, None].expand(n, 3).contiguous(),
-                   scene.opacity_logits, torch.stack([t, 1 - t, t * t], 1)[:, None, :], scene.shN)
+    scene = Splats(
+        means,
+        scene.quats,
+        torch.log(0.01 + 0.05 * t)[:, None].expand(n, 3).contiguous(),
+        scene.opacity_logits,
+        torch.stack([t, 1 - t, t * t], 1)[:, None, :],
+        scene.shN,
+    )
     key = sort_key(scene)
     scores = {}
     for method in ("plas", "morton", "none"):

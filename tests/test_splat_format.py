@@ -11,8 +11,8 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from peers.inria_ply import read_ply
+
 from splatpack import io as splat_io
 from splatpack.errors import SplatpackError
 from splatpack.io import splat
@@ -46,7 +46,12 @@ def test_round_trip(tmp_path):
     assert (tmp_path / "a.splat").stat().st_size == 32 * len(s)
     got = splat.read(tmp_path / "a.splat")
     assert_matches(got, s)
-    assert splat.describe(tmp_path / "a.splat") == {"format": "splat", "count": 2000, "sh_degree": 0, "file_bytes": 64000}
+    assert splat.describe(tmp_path / "a.splat") == {
+        "format": "splat",
+        "count": 2000,
+        "sh_degree": 0,
+        "file_bytes": 64000,
+    }
 
 
 def test_splat_transform_reads_ours(splat_transform, tmp_path):

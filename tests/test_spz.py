@@ -19,8 +19,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from peers.inria_ply import read_ply, write_ply
+
 from splatpack.errors import SplatpackError
 from splatpack.io import spz
 from splatpack.scene import SH_REST_COUNT, Splats
@@ -115,7 +115,16 @@ def bin_to_splats(path: Path, meta: str) -> Splats:
 def test_bytes_match_reference_encoder(node_peers, tmp_path):
     """Our files are byte for byte what the Niantic reference writes (same quantization, zstd 12 / gzip 6),
     for every version we write, with and without the RDF -> RUB conversion, at SH degrees 0, 1 and 3."""
-    cases = [(3, 4, None), (3, 3, None), (3, 2, None), (3, 4, "rdf"), (3, 3, "rdf"), (3, 2, "rdf"), (0, 4, None), (1, 4, "rdf")]
+    cases = [
+        (3, 4, None),
+        (3, 3, None),
+        (3, 2, None),
+        (3, 4, "rdf"),
+        (3, 3, "rdf"),
+        (3, 2, "rdf"),
+        (0, 4, None),
+        (1, 4, "rdf"),
+    ]
     jobs = []
     for i, (degree, version, frame) in enumerate(cases):
         s = scene(1500, degree, seed=degree)
@@ -318,7 +327,9 @@ def _bad_cases() -> list[tuple[str, bytes, str]]:
     v4 = _v4()
     legacy = _legacy_payload()
     first_stream = 32 + 6 * 16
-    nan_v1 = struct.pack("<4sIIBBBB", b"NGSP", 1, 1, 0, 12, 0, 0) + np.array([np.inf, 0, 0], "<f2").tobytes() + bytes(10)
+    nan_v1 = (
+        struct.pack("<4sIIBBBB", b"NGSP", 1, 1, 0, 12, 0, 0) + np.array([np.inf, 0, 0], "<f2").tobytes() + bytes(10)
+    )
     return [
         ("empty", b"", "truncated: 0 bytes"),
         ("v4 truncated header", v4[:20], "truncated: 20 bytes, shorter than the 32-byte"),
@@ -345,7 +356,11 @@ def _bad_cases() -> list[tuple[str, bytes, str]]:
         ("v1 infinite position", _legacy(nan_v1), "NaN/Inf"),
         ("corrupt gzip", _legacy(legacy)[:30] + b"\xff" * 40 + _legacy(legacy)[70:], "corrupt gzip data"),
         ("truncated gzip", _legacy(legacy)[:-30], "truncated or corrupt gzip stream"),
-        ("corrupt zstd", v4[:first_stream] + b"\0\0\0\0" + v4[first_stream + 4 :], "corrupt zstd data in the positions"),
+        (
+            "corrupt zstd",
+            v4[:first_stream] + b"\0\0\0\0" + v4[first_stream + 4 :],
+            "corrupt zstd data in the positions",
+        ),
     ]
 
 

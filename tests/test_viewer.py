@@ -10,15 +10,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-
-import splatpack.io.ply as ply
-from splatpack.cli import main
-from splatpack.scene import Splats, rgb_to_sh0
-from viewer.app import Viewer, facts_markdown, save_screenshot
-from viewer.gaussians import budget_indices, covariances, importance_order, initial_camera, robust_bounds
-from viewer.loading import load_scene
-from viewer.shading import view_rgbs
-
 from browser.harness import (
     Browser,
     ViewerProcess,
@@ -27,6 +18,14 @@ from browser.harness import (
     scene_region,
     wait_until,
 )
+
+import splatpack.io.ply as ply
+from splatpack.cli import main
+from splatpack.scene import Splats, rgb_to_sh0
+from viewer.app import Viewer, facts_markdown, save_screenshot
+from viewer.gaussians import budget_indices, covariances, importance_order, initial_camera, robust_bounds
+from viewer.loading import load_scene
+from viewer.shading import view_rgbs
 
 
 def sphere_shell(n: int, *, invert: bool = False, centre=(0.5, -0.2, 3.0), seed: int = 0) -> Splats:

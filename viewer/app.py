@@ -10,8 +10,8 @@ import io
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import viser
@@ -19,7 +19,6 @@ import viser
 from splatpack.commands._common import human_bytes
 from splatpack.errors import SplatpackError
 from splatpack.io.atomic import atomic_output
-
 from viewer.gaussians import CameraPose, base_rgbs, budget_indices, covariances, initial_camera, opacities
 from viewer.loading import LoadedScene, load_upload
 from viewer.shading import view_rgbs
@@ -275,11 +274,16 @@ class Viewer:
         with gui.add_folder("View"):
             self.gui_reset = gui.add_button("Reset camera", hint="Look at the scene's centre from outside it")
             self.gui_up = gui.add_dropdown(
-                "Up direction", tuple(UP_AXES), initial_value=up,
+                "Up direction",
+                tuple(UP_AXES),
+                initial_value=up,
                 hint="-y: OpenCV / COLMAP scenes, +y: OpenGL / three.js, +z: Blender",
             )
             self.gui_budget = gui.add_number(
-                "Max splats", self.max_splats, min=1, step=1,
+                "Max splats",
+                self.max_splats,
+                min=1,
+                step=1,
                 hint="Show only this many Gaussians, the most important by opacity x volume",
             )
             self.gui_sh = gui.add_checkbox(

@@ -13,7 +13,6 @@ import splatpack.io as sio
 from splatpack.commands._common import path_size
 from splatpack.errors import SplatpackError
 from splatpack.scene import Splats
-
 from viewer.gaussians import importance_order
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import tyro
 
@@ -19,9 +19,9 @@ class Command:
     """Input splat file (.ply, .compressed.ply, .spz, .splat, .sog or a SOG folder/meta.json)."""
     output: tyro.conf.Positional[Path]
     """Output file; written to a temporary file and renamed into place when complete."""
-    format: Optional[Literal["ply", "spz", "splat", "sog"]] = None
+    format: Literal["ply", "spz", "splat", "sog"] | None = None
     """Output format (default: from OUT's extension)."""
-    sh_degree: Optional[int] = None
+    sh_degree: int | None = None
     """Keep spherical harmonics up to this degree (0-3; default: all the input has)."""
     spz_version: Literal[2, 3, 4] = 4
     """SPZ format version to write (4: zstd streams, the reference's default; 2/3: gzip, for older readers)."""
@@ -60,6 +60,7 @@ class Command:
         in_size, out_size = path_size(self.input), path_size(self.output)
         print(
             f"{self.input} ({in_fmt}, {human_bytes(in_size)}) -> {self.output} ({out_fmt}, {human_bytes(out_size)}): "
-            f"{len(splats):,} Gaussians, SH degree {splats.sh_degree}, {in_size / out_size:.1f}x smaller than the input, "
+            f"{len(splats):,} Gaussians, SH degree {splats.sh_degree}, "
+            f"{in_size / out_size:.1f}x smaller than the input, "
             f"{out_size / max(len(splats), 1):.2f} B/Gaussian, {time.perf_counter() - start:.1f} s"
         )

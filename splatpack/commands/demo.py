@@ -34,9 +34,9 @@ class Command:
         from rich.table import Table
 
         import splatpack.io as sio
-        from splatpack.io.atomic import atomic_output
         from splatpack.datasets.demo_scene import generate_demo_scene
         from splatpack.datasets.transforms import load_seed_points, load_transforms
+        from splatpack.io.atomic import atomic_output
         from splatpack.train.trainer import TrainConfig, evaluate, init_from_points, train
 
         console = Console(quiet=self.quiet)
@@ -53,11 +53,17 @@ class Command:
         cfg = TrainConfig(steps=self.steps, sh_degree=self.sh_degree, seed=self.seed)
         init = init_from_points(points, colours, cfg.sh_degree)
         with Progress(
-            TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.4f} {task.fields[n]} Gaussians"),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+            TextColumn("training"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.4f} {task.fields[n]} Gaussians"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
         ) as bar:
             task = bar.add_task("train", total=cfg.steps, loss=float("nan"), n=len(init))
-            splats = train(init, train_set, cfg, progress=lambda step, loss, n: bar.update(task, advance=1, loss=loss, n=n))
+            splats = train(
+                init, train_set, cfg, progress=lambda step, loss, n: bar.update(task, advance=1, loss=loss, n=n)
+            )
         train_seconds = time.perf_counter() - t0
 
         self.out.mkdir(parents=True, exist_ok=True)
@@ -78,8 +84,11 @@ class Command:
             table.add_row(r["file"], size, bpg, f"{r['psnr']:.2f} dB", f"{r['ssim']:.4f}")
         console.print(table)
         report = {
-            "gaussians": len(splats), "steps": cfg.steps, "train_seconds": train_seconds,
-            "total_seconds": time.perf_counter() - t0, "results": rows,
+            "gaussians": len(splats),
+            "steps": cfg.steps,
+            "train_seconds": train_seconds,
+            "total_seconds": time.perf_counter() - t0,
+            "results": rows,
         }
         with atomic_output(self.out / "report.json") as tmp:
             tmp.write_text(json.dumps(report, indent=2))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Tuple
 
 import tyro
 
@@ -21,7 +20,7 @@ class Command:
     """The run's config.yml (outputs/<experiment>/splatpack/<timestamp>/config.yml)."""
     out_dir: tyro.conf.Positional[Path]
     """Folder for the exported files (created if missing)."""
-    formats: Tuple[str, ...] = ("ply", "spz", "sog")
+    formats: tuple[str, ...] = ("ply", "spz", "sog")
     """Formats to write."""
     sog_preset: str = "tiny"
     """SOG quality preset: tiny, small, balanced or high (the SH palette size, smallest first)."""
@@ -41,7 +40,9 @@ class Command:
         with splatfacto_on_cpu():  # a splatfacto run's model cannot even be built on a CPU-only machine otherwise
             _, pipeline, _, _ = eval_setup(self.config, test_mode="test")
         if not isinstance(pipeline.model, SplatfactoModel):
-            raise SplatpackError(f"the run's model is {type(pipeline.model).__name__}, not a Gaussian splatting model", self.config)
+            raise SplatpackError(
+                f"the run's model is {type(pipeline.model).__name__}, not a Gaussian splatting model", self.config
+            )
         report = export_pipeline(pipeline, self.out_dir, formats=self.formats, sog_preset=self.sog_preset)
         for name, entry in report["files"].items():
             quality = f"  PSNR {entry['psnr']:.2f}  SSIM {entry['ssim']:.4f}" if "psnr" in entry else ""

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal
 
 import tyro
-from typing_extensions import Annotated
 
 
 @dataclasses.dataclass
@@ -17,7 +16,7 @@ class Command:
 
     file: Annotated[tyro.conf.Positional[Path], tyro.conf.arg(metavar="FILE")]
     """Splat file to show (A)."""
-    file2: Annotated[tyro.conf.Positional[Optional[Path]], tyro.conf.arg(metavar="[FILE2]")] = None
+    file2: Annotated[tyro.conf.Positional[Path | None], tyro.conf.arg(metavar="[FILE2]")] = None
     """Optional second file to compare with (B), e.g. the compressed version of FILE."""
     host: str = "127.0.0.1"
     """Address to listen on (0.0.0.0 makes the viewer reachable from other machines)."""
@@ -47,7 +46,11 @@ class Command:
         logging.basicConfig(level=logging.INFO, format="splatpack view: %(message)s", stream=sys.stderr)
         scenes = [load_scene(p) for p in (self.file, self.file2) if p is not None]
         viewer = Viewer(
-            scenes, host=self.host, port=self.port, max_splats=self.max_splats, up=self.up,
+            scenes,
+            host=self.host,
+            port=self.port,
+            max_splats=self.max_splats,
+            up=self.up,
             screenshot_dir=self.screenshot_dir,
         )
         if self.port not in (0, viewer.port):

@@ -92,15 +92,18 @@ def rotmat_to_qvec(r: np.ndarray) -> np.ndarray:
     m00, m01, m02 = r[..., 0, 0], r[..., 0, 1], r[..., 0, 2]
     m10, m11, m12 = r[..., 1, 0], r[..., 1, 1], r[..., 1, 2]
     m20, m21, m22 = r[..., 2, 0], r[..., 2, 1], r[..., 2, 2]
-    k = np.stack(
-        [
-            np.stack([m00 - m11 - m22, m10 + m01, m20 + m02, m21 - m12], -1),
-            np.stack([m10 + m01, m11 - m00 - m22, m21 + m12, m02 - m20], -1),
-            np.stack([m20 + m02, m21 + m12, m22 - m00 - m11, m10 - m01], -1),
-            np.stack([m21 - m12, m02 - m20, m10 - m01, m00 + m11 + m22], -1),
-        ],
-        -2,
-    ) / 3.0
+    k = (
+        np.stack(
+            [
+                np.stack([m00 - m11 - m22, m10 + m01, m20 + m02, m21 - m12], -1),
+                np.stack([m10 + m01, m11 - m00 - m22, m21 + m12, m02 - m20], -1),
+                np.stack([m20 + m02, m21 + m12, m22 - m00 - m11, m10 - m01], -1),
+                np.stack([m21 - m12, m02 - m20, m10 - m01, m00 + m11 + m22], -1),
+            ],
+            -2,
+        )
+        / 3.0
+    )
     _, vecs = np.linalg.eigh(k)
     xyzw = vecs[..., -1]
     q = np.concatenate([xyzw[..., 3:], xyzw[..., :3]], axis=-1)

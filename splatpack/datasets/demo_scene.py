@@ -420,8 +420,14 @@ def _write_colmap(model: Path, c2w, K, width, height, names, xyz, rgb, seen, xy)
 
 def _params(n_views, test_every, width, height, seed) -> dict:
     return {
-        "version": VERSION, "n_views": n_views, "test_every": test_every, "width": width, "height": height,
-        "seed": seed, "supersample": SUPERSAMPLE, "n_points": N_POINTS,
+        "version": VERSION,
+        "n_views": n_views,
+        "test_every": test_every,
+        "width": width,
+        "height": height,
+        "seed": seed,
+        "supersample": SUPERSAMPLE,
+        "n_points": N_POINTS,
     }
 
 
@@ -473,9 +479,11 @@ def generate_demo_scene(
                 shutil.rmtree(old)
             try:
                 os.rename(work, out)
-            except OSError:
+            except OSError as err:
                 if not _is_scene(out, params):
-                    raise SplatpackError("another process replaced the folder while the scene was generated", out)
+                    raise SplatpackError(
+                        "another process replaced the folder while the scene was generated", out
+                    ) from err
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return out
@@ -506,8 +514,16 @@ def _write_scene(out: Path, params: dict) -> None:
     train = [f for i, f in enumerate(files) if i % test_every != 0]
     transforms = {
         "camera_model": "OPENCV",
-        "fl_x": K[0, 0], "fl_y": K[1, 1], "cx": K[0, 2], "cy": K[1, 2], "w": width, "h": height,
-        "k1": 0.0, "k2": 0.0, "p1": 0.0, "p2": 0.0,
+        "fl_x": K[0, 0],
+        "fl_y": K[1, 1],
+        "cx": K[0, 2],
+        "cy": K[1, 2],
+        "w": width,
+        "h": height,
+        "k1": 0.0,
+        "k2": 0.0,
+        "p1": 0.0,
+        "p2": 0.0,
         # transforms.json and the COLMAP model share one world (z up); without this key nerfstudio would assume
         # ns-process-data's axis swap because colmap/sparse/0 exists.
         "applied_transform": np.eye(4)[:3].tolist(),

@@ -101,7 +101,7 @@ def _parse_header(head: bytes, path) -> _Header:
     for number, line in enumerate(lines[1:], start=2):
         words = line.split()
 
-        def bad(why: str) -> SplatpackError:
+        def bad(why: str, number=number, line=line) -> SplatpackError:
             return SplatpackError(f"malformed PLY header line {number} ({line.strip()[:80]!r}): {why}", path)
 
         if not words or words[0] in ("comment", "obj_info"):
@@ -182,7 +182,9 @@ def _splat_layout(header: _Header, path) -> tuple[_Element, int]:
             raise SplatpackError(f"property {name} has type {props[name].type_name}; expected float or double", path)
     lists = [p.name for p in vertex.properties if p.type == "list"]
     if lists:
-        raise SplatpackError(f"vertex element has list properties ({', '.join(lists)}), which 3DGS PLY never uses", path)
+        raise SplatpackError(
+            f"vertex element has list properties ({', '.join(lists)}), which 3DGS PLY never uses", path
+        )
     return vertex, degree
 
 
@@ -250,7 +252,8 @@ def _read_ascii(path, header: _Header, vertex: _Element, file_size: int) -> np.n
                     complete = i
                     break
                 raise SplatpackError(
-                    f"malformed ASCII vertex data: line {first_line + i} has {len(row.split())} values, expected {width}",
+                    f"malformed ASCII vertex data: line {first_line + i} has {len(row.split())} values, "
+                    f"expected {width}",
                     path,
                 )
         raise SplatpackError(

@@ -91,7 +91,15 @@ class _Container:
             raise SplatpackError(f"missing file {name} in the bundle", self.path) from None
         except FileNotFoundError:
             raise SplatpackError(f"missing file {name} beside meta.json", self.path) from None
-        except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        except (
+            zipfile.BadZipFile,
+            zlib.error,
+            NotImplementedError,
+            RuntimeError,
+            EOFError,
+            OSError,
+            ValueError,
+        ) as exc:
             raise SplatpackError(f"cannot read {name}: {exc}", self.path) from None
 
     def size(self, name: str) -> int:
@@ -179,7 +187,10 @@ def _parse_meta(meta: dict, path: Path) -> dict:
         out["scales"] = _floats(scales.get("codebook"), CODEBOOK_SIZE, "scales.codebook", path)
         out["sh0"] = _floats(sh0.get("codebook"), CODEBOOK_SIZE, "sh0.codebook", path)
     else:
-        out["scales"] = (_floats(scales.get("mins"), 3, "scales.mins", path), _floats(scales.get("maxs"), 3, "scales.maxs", path))
+        out["scales"] = (
+            _floats(scales.get("mins"), 3, "scales.mins", path),
+            _floats(scales.get("maxs"), 3, "scales.maxs", path),
+        )
         out["sh0"] = (_floats(sh0.get("mins"), 4, "sh0.mins", path), _floats(sh0.get("maxs"), 4, "sh0.maxs", path))
     shn = meta.get("shN")
     if shn is not None:
@@ -193,7 +204,11 @@ def _parse_meta(meta: dict, path: Path) -> dict:
                 raise SplatpackError(f"bad meta.json: shN.bands {bands!r} is not 1, 2 or 3", path)
             if not isinstance(palette, int) or isinstance(palette, bool) or palette < 1:
                 raise SplatpackError(f"bad meta.json: shN.count {palette!r} is not a positive integer", path)
-            out["shN"] = {"bands": bands, "count": palette, "codebook": _floats(shn.get("codebook"), CODEBOOK_SIZE, "shN.codebook", path)}
+            out["shN"] = {
+                "bands": bands,
+                "count": palette,
+                "codebook": _floats(shn.get("codebook"), CODEBOOK_SIZE, "shN.codebook", path),
+            }
         else:
             lo, hi = _floats([shn.get("mins")], 1, "shN.mins", path), _floats([shn.get("maxs")], 1, "shN.maxs", path)
             out["shN"] = {"bands": None, "count": None, "range": (lo[0], hi[0])}
@@ -215,7 +230,9 @@ def _decode_texture(box: _Container, name: str, count: int | None) -> np.ndarray
     except SplatpackError:
         raise
     except Exception as exc:  # noqa: BLE001 - pillow signals corrupt images with many exception types
-        raise SplatpackError(f"texture {name} is not a readable WebP image ({type(exc).__name__}: {str(exc)[:60]})", box.path) from None
+        raise SplatpackError(
+            f"texture {name} is not a readable WebP image ({type(exc).__name__}: {str(exc)[:60]})", box.path
+        ) from None
     if rgba.shape != (h, w, 4):
         raise SplatpackError(f"texture {name} decoded to an unexpected shape {rgba.shape}", box.path)
     return rgba
@@ -259,7 +276,9 @@ def _decode_shN(box: _Container, m: dict, count: int) -> np.ndarray:
         raise SplatpackError(f"shN centroids texture width {width} is not 192, 512 or 960", box.path)
     k = SH_REST_COUNT[bands]
     if width != PALETTE_ROW * k:
-        raise SplatpackError(f"shN centroids texture width {width} does not match {bands} SH bands ({PALETTE_ROW * k})", box.path)
+        raise SplatpackError(
+            f"shN centroids texture width {width} does not match {bands} SH bands ({PALETTE_ROW * k})", box.path
+        )
     slots = PALETTE_ROW * height
     palette = slots if shn["count"] is None else min(shn["count"], slots)
     lab = _texels(box, m["files"]["shN_labels"], count)
@@ -395,7 +414,11 @@ def _histogram_dp(v: np.ndarray, k: int, bins: int) -> np.ndarray | None:
     b = np.minimum(((0.5 * rank + 0.5 * spread) * bins).astype(np.int64), bins - 1)
     cnt = np.bincount(b, minlength=bins).astype(np.float64)
     keep = cnt > 0
-    cnt, sm, sq = cnt[keep], np.bincount(b, weights=v, minlength=bins)[keep], np.bincount(b, weights=v * v, minlength=bins)[keep]
+    cnt, sm, sq = (
+        cnt[keep],
+        np.bincount(b, weights=v, minlength=bins)[keep],
+        np.bincount(b, weights=v * v, minlength=bins)[keep],
+    )
     h = len(cnt)
     if h <= k:
         return None
@@ -419,7 +442,9 @@ def _histogram_dp(v: np.ndarray, k: int, bins: int) -> np.ndarray | None:
     return centroids
 
 
-def kmeans_1d(values: np.ndarray, k: int = CODEBOOK_SIZE, iterations: int = 2000, bins: int = 512) -> tuple[np.ndarray, np.ndarray]:
+def kmeans_1d(
+    values: np.ndarray, k: int = CODEBOOK_SIZE, iterations: int = 2000, bins: int = 512
+) -> tuple[np.ndarray, np.ndarray]:
     """1-D k-means codebook: (``k`` float32 centroids ascending, labels shaped like ``values``).
 
     Lloyd alone lands in very different local optima depending on its start (quantile starts starve the
@@ -516,7 +541,7 @@ def kmeans_palette(x: np.ndarray, k: int, iterations: int = 10, seed: int = 0) -
     centroids = torch.empty(k, xt.shape[1])
     labels = torch.empty(n, dtype=torch.int64)
     start, first = 0, 0
-    for g, (size, kg) in enumerate(zip(sizes.tolist(), quota.tolist())):
+    for size, kg in zip(sizes.tolist(), quota.tolist()):
         idx = order[start : start + size]
         start += size
         if kg == 0:
@@ -605,9 +630,9 @@ def encode(
     """SOG version 2 of ``splats``: (meta.json object, {file name: WebP bytes}).
 
     ``preset`` (see ``PRESETS``) scales the SH palette and sets its Lloyd iterations; ``palette`` and
-    ``kmeans_iterations`` override them (palette default: splat-transform's rule, ``palette_size``). The WebP defaults (method 1, quality 100)
-    gave the smallest lossless files of all method/quality pairs on real SOG textures, and are ~100x
-    faster than method 4 / quality 100 on them.
+    ``kmeans_iterations`` override them (palette default: splat-transform's rule, ``palette_size``). The WebP
+    defaults (method 1, quality 100) gave the smallest lossless files of all method/quality pairs on real SOG
+    textures, and are ~100x faster than method 4 / quality 100 on them.
     """
     n = len(splats)
     if n == 0:
@@ -675,7 +700,12 @@ def encode(
         texels[:m, :, 3] = 255
         textures["shN_centroids.webp"] = texels.reshape(rows, PALETTE_ROW * k, 4)
         textures["shN_labels.webp"] = _grid(_rgba([labels & 0xFF, labels >> 8]), width, height)
-        meta["shN"] = {"count": m, "bands": degree, "codebook": _json_floats(book), "files": ["shN_centroids.webp", "shN_labels.webp"]}
+        meta["shN"] = {
+            "count": m,
+            "bands": degree,
+            "codebook": _json_floats(book),
+            "files": ["shN_centroids.webp", "shN_labels.webp"],
+        }
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         jobs = {name: pool.submit(_webp, tex, webp_method, webp_quality) for name, tex in textures.items()}

@@ -72,7 +72,9 @@ def read(path: str | os.PathLike) -> Splats:
     )
     for problem, bad in checks:
         if bad.any():
-            raise SplatpackError(f"{int(bad.sum())} record(s) with {problem} (first at index {int(bad.argmax())})", path)
+            raise SplatpackError(
+                f"{int(bad.sum())} record(s) with {problem} (first at index {int(bad.argmax())})", path
+            )
     q = (r["rotation"].astype(np.float64) - 128) / 128
     norm = np.linalg.norm(q, axis=1, keepdims=True)
     q = np.where(norm > 0, q / np.where(norm > 0, norm, 1), [1.0, 0.0, 0.0, 0.0])

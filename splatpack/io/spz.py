@@ -32,7 +32,6 @@ import os
 import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -251,7 +250,6 @@ def write(
 # ---------------------------------------------------------------------------------------------- parsing
 
 
-
 def _check_header(version: int, count: int, sh_degree: int, path) -> None:
     if version not in (1, 2, 3, 4):
         raise SplatpackError(f"unsupported SPZ version {version} (supported: 1-4)", path)
@@ -368,7 +366,9 @@ def _unzstd(data: bytes, entry: dict, path) -> np.ndarray:
     try:
         declared = zstandard.frame_content_size(blob)
         if declared not in (-1, expected):
-            raise SplatpackError(f"{name} zstd frame declares {declared} bytes, table of contents says {expected}", path)
+            raise SplatpackError(
+                f"{name} zstd frame declares {declared} bytes, table of contents says {expected}", path
+            )
         # Frames without a declared size are capped at the expected size (a bomb cannot inflate further).
         out = zstandard.ZstdDecompressor().decompress(blob, max_output_size=expected + 1)
     except zstandard.ZstdError as exc:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Type
 
 import numpy as np
 import torch
@@ -41,7 +40,7 @@ def read_seed_points(path: Path) -> tuple[np.ndarray, np.ndarray]:
 class SplatpackDataParserConfig(NerfstudioDataParserConfig):
     """nerfstudio-data (transforms.json, instant-ngp keys too) with an open3d-free seed point cloud."""
 
-    _target: Type = field(default_factory=lambda: SplatpackDataParser)
+    _target: type = field(default_factory=lambda: SplatpackDataParser)
     load_3D_points: bool = True
     """Seed the Gaussians from ``ply_file_path`` in transforms.json when present."""
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -159,9 +159,7 @@ def _score(renders: list[torch.Tensor], images: list[torch.Tensor], background: 
     return float(np.mean(ps)), float(np.mean(ss))
 
 
-def export_pipeline(
-    pipeline, out_dir: str | os.PathLike, formats: Iterable[str], *, sog_preset: str
-) -> dict:
+def export_pipeline(pipeline, out_dir: str | os.PathLike, formats: Iterable[str], *, sog_preset: str) -> dict:
     """Write ``scene.<fmt>`` for each format and ``report.json`` into ``out_dir``; return the report.
 
     ``sog_preset`` is the SOG writer's quality preset (``splatpack.io.sog.PRESETS``).

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Tuple, Type, Union
 
 import torch
 from gsplat.strategy import DefaultStrategy
@@ -45,19 +44,19 @@ NEVER = 1 << 62
 class SplatpackModelConfig(SplatfactoModelConfig):
     """splatfacto's options, plus Self-Organizing Gaussians (defaults: the paper's settings)."""
 
-    _target: Type = field(default_factory=lambda: SplatpackModel)
+    _target: type = field(default_factory=lambda: SplatpackModel)
     sog_grid: bool = True
     """Keep N a square number and the Gaussians PLAS-sorted into an s x s grid (needed by the smoothness loss)."""
     sort_every: int = 1000
     """Re-sort the grid every this many steps after ``warmup_length`` (and after every densification)."""
-    sort_weights: Dict[str, float] = field(default_factory=lambda: {"xyz": 1.0, "features_dc": 1.0, "scaling": 1.0})
+    sort_weights: dict[str, float] = field(default_factory=lambda: {"xyz": 1.0, "features_dc": 1.0, "scaling": 1.0})
     """Sort-key weights by SOG attribute name (xyz, features_dc, features_rest, opacity, scaling, rotation);
     the paper sorts by z-normalised position, DC colour and linear scale."""
     sort_improvement_break: float = 1e-4
     """PLAS stops a radius when an iteration improves its objective by less than this fraction."""
     smoothness_lambda: float = 1.0
     """Weight of the smoothness loss; 0 turns it off."""
-    smoothness_weights: Dict[str, float] = field(default_factory=lambda: {"opacities": 1.0, "quats": 10.0})
+    smoothness_weights: dict[str, float] = field(default_factory=lambda: {"opacities": 1.0, "quats": 10.0})
     """Attribute images (raw parameters, by gauss_params name) the loss smooths, and their weights (normalised)."""
     log_positions: bool = True
     """Optimise positions in log space, ``y = sign(x) log1p|x|``."""
@@ -65,7 +64,7 @@ class SplatpackModelConfig(SplatfactoModelConfig):
     """Seed of the sorting's random shuffles."""
     export_at_end: bool = True
     """Write .ply/.spz/.sog (in the input data's own frame) and a quality report when training finishes."""
-    export_formats: Tuple[str, ...] = ("ply", "spz", "sog")
+    export_formats: tuple[str, ...] = ("ply", "spz", "sog")
     """Formats written by the end-of-training export."""
     export_sog_preset: str = "tiny"
     """SOG quality preset of that export (tiny, small, balanced, high): trained SH rest coefficients are small,
@@ -235,7 +234,9 @@ class SplatpackModel(SplatfactoModel):
         s = sog.grid_side(len(splats))
         key = sort_key(splats, self.config.sort_weights)
         order = plas_sort(
-            key.reshape(s, s, -1), seed=self.config.seed + self.step, improvement_break=self.config.sort_improvement_break
+            key.reshape(s, s, -1),
+            seed=self.config.seed + self.step,
+            improvement_break=self.config.sort_improvement_break,
         ).reshape(-1)
         sog.reorder_parameters(self.gauss_params, self.optimizers, self.strategy_state, keep[order.to(keep.device)])
 
@@ -264,7 +265,9 @@ class SplatpackModel(SplatfactoModel):
         if cfg.sog_grid and (refines or (step > cfg.warmup_length and step % cfg.sort_every == 0)):
             self.square_and_sort()
 
-    def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
+    def get_training_callbacks(
+        self, training_callback_attributes: TrainingCallbackAttributes
+    ) -> list[TrainingCallback]:
         callbacks = super().get_training_callbacks(training_callback_attributes)
         if self.config.export_at_end and training_callback_attributes.trainer is not None:
             callbacks.append(
@@ -280,14 +283,16 @@ class SplatpackModel(SplatfactoModel):
         from splatpack.nerfstudio.export import export_pipeline
 
         out_dir = Path(trainer.base_dir) / "splatpack_export"
-        report = export_pipeline(pipeline, out_dir, formats=self.config.export_formats, sog_preset=self.config.export_sog_preset)
+        report = export_pipeline(
+            pipeline, out_dir, formats=self.config.export_formats, sog_preset=self.config.export_sog_preset
+        )
         for name, entry in report["files"].items():
             quality = f", held-out PSNR {entry['psnr']:.2f} SSIM {entry['ssim']:.4f}" if "psnr" in entry else ""
             CONSOLE.log(f"splatpack export {out_dir / name}: {entry['bytes']} bytes{quality}")
 
     # ------------------------------------------------------------------ rendering
 
-    def get_outputs(self, camera: Cameras) -> Dict[str, Union[torch.Tensor, List]]:
+    def get_outputs(self, camera: Cameras) -> dict[str, torch.Tensor | list]:
         from splatpack.render import rasterize
 
         if not isinstance(camera, Cameras):
@@ -302,7 +307,9 @@ class SplatpackModel(SplatfactoModel):
         if self.crop_box is not None and not self.training:
             crop_ids = self.crop_box.within(self.means).squeeze()
             if crop_ids.sum() == 0:
-                return self.get_empty_outputs(int(camera.width.item()), int(camera.height.item()), self.background_color)
+                return self.get_empty_outputs(
+                    int(camera.width.item()), int(camera.height.item()), self.background_color
+                )
 
         def crop(t):
             return t if crop_ids is None else t[crop_ids]
@@ -340,7 +347,9 @@ class SplatpackModel(SplatfactoModel):
         )
         self.info = out.info
         if self.training:
-            self.strategy.step_pre_backward(self.gauss_params, self.optimizers, self.strategy_state, self.step, self.info)
+            self.strategy.step_pre_backward(
+                self.gauss_params, self.optimizers, self.strategy_state, self.step, self.info
+            )
 
         background = self._get_background_color()
         alpha = out.alpha
@@ -357,7 +366,7 @@ class SplatpackModel(SplatfactoModel):
 
     # ------------------------------------------------------------------ losses and metrics
 
-    def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, torch.Tensor]:
+    def get_loss_dict(self, outputs, batch, metrics_dict=None) -> dict[str, torch.Tensor]:
         loss_dict = super().get_loss_dict(outputs, batch, metrics_dict)
         if self.training and self.config.smoothness_lambda > 0:
             grids = {name: self.grid(name) for name in self.config.smoothness_weights}

@@ -9,7 +9,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -95,7 +96,7 @@ def smoothness_loss(grids: Mapping[str, torch.Tensor], weights: Mapping[str, flo
 def reorder_parameters(
     params: torch.nn.ParameterDict,
     optimizers: Mapping[str, torch.optim.Optimizer],
-    strategy_state: Dict[str, Any],
+    strategy_state: dict[str, Any],
     index: torch.Tensor,
 ) -> None:
     """Keep and reorder Gaussians by ``index`` in every parameter, its optimizer moments and the strategy state.

@@ -15,14 +15,45 @@ import contextlib
 import torch
 
 
-def _rasterization_on_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width, height, *,
-                          near_plane, far_plane, render_mode, sh_degree, rasterize_mode, absgrad=False, **_unused):
+def _rasterization_on_cpu(
+    means,
+    quats,
+    scales,
+    opacities,
+    colors,
+    viewmats,
+    Ks,
+    width,
+    height,
+    *,
+    near_plane,
+    far_plane,
+    render_mode,
+    sh_degree,
+    rasterize_mode,
+    absgrad=False,
+    **_unused,
+):
     """gsplat's ``rasterization`` as splatfacto calls it, answered by our torch renderer."""
     from splatpack.render import rasterize
 
-    out = rasterize(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree=sh_degree,
-                    near_plane=near_plane, far_plane=far_plane, rasterize_mode=rasterize_mode, backend="torch",
-                    absgrad=absgrad)
+    out = rasterize(
+        means,
+        quats,
+        scales,
+        opacities,
+        colors,
+        viewmats,
+        Ks,
+        width,
+        height,
+        sh_degree=sh_degree,
+        near_plane=near_plane,
+        far_plane=far_plane,
+        rasterize_mode=rasterize_mode,
+        backend="torch",
+        absgrad=absgrad,
+    )
     render = out.rgb if render_mode == "RGB" else torch.cat([out.rgb, out.depth], dim=-1)
     return render, out.alpha, out.info
 

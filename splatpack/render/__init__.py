@@ -58,7 +58,12 @@ def _choose_backend(backend: str, device: torch.device) -> str:
 
 def _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, sh_degree, backgrounds, rasterize_mode):
     n = means.shape[0]
-    shapes = {"means": (means, (n, 3)), "quats": (quats, (n, 4)), "scales": (scales, (n, 3)), "opacities": (opacities, (n,))}
+    shapes = {
+        "means": (means, (n, 3)),
+        "quats": (quats, (n, 4)),
+        "scales": (scales, (n, 3)),
+        "opacities": (opacities, (n,)),
+    }
     for name, (t, shape) in shapes.items():
         if tuple(t.shape) != shape:
             raise SplatpackError(f"{name} has shape {tuple(t.shape)}, expected {shape}")

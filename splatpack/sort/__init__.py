@@ -18,7 +18,14 @@ from splatpack.sort.plas import plas_sort
 __all__ = ["sort_key", "grid_order", "plas_sort", "morton_order", "DEFAULT_WEIGHTS", "FAST_PLAS", "PAPER_PLAS"]
 
 # SOG's sorting weights (config ours_q_sh_local_test.yaml): position, DC colour and scale; the rest off.
-DEFAULT_WEIGHTS = {"xyz": 1.0, "features_dc": 1.0, "scaling": 1.0, "features_rest": 0.0, "opacity": 0.0, "rotation": 0.0}
+DEFAULT_WEIGHTS = {
+    "xyz": 1.0,
+    "features_dc": 1.0,
+    "scaling": 1.0,
+    "features_rest": 0.0,
+    "opacity": 0.0,
+    "rotation": 0.0,
+}
 
 # PLAS schedule for file compression: the paper's (decay 0.95, break 1e-4) sorts 1M Gaussians in ~8-14 min on a
 # 2-core CPU; this one in ~2 min. Measured on bench/sort.py's scene (neighbour distance, lower is better):
@@ -115,7 +122,9 @@ def grid_order(
         return _morton_layout(positions, width), width
     full = rows * width
     grid = key[:full].reshape(rows, width, -1)
-    order_full = plas_sort(grid, seed=seed, progress=progress, **(plas_schedule or FAST_PLAS)).reshape(-1).to(key.device)
+    order_full = (
+        plas_sort(grid, seed=seed, progress=progress, **(plas_schedule or FAST_PLAS)).reshape(-1).to(key.device)
+    )
     if full == n:
         return order_full, width
     rest = _fill_last_row(key, order_full, torch.arange(full, n, device=key.device), width)

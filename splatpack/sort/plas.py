@@ -57,7 +57,9 @@ def _blur_last_dim(x: torch.Tensor, size: int, circular: bool) -> torch.Tensor:
     if circular:
         padded, length = x, n
     else:
-        padded = torch.nn.functional.pad(x.reshape(-1, 1, n), (half, half), mode="reflect").reshape(*x.shape[:-1], n + 2 * half)
+        padded = torch.nn.functional.pad(x.reshape(-1, 1, n), (half, half), mode="reflect").reshape(
+            *x.shape[:-1], n + 2 * half
+        )
         length = n + 2 * half
     if size <= 5:
         # Short kernels: a few shifted adds are cheaper than two FFTs.
@@ -85,7 +87,9 @@ def blur_grid(grid_chw: torch.Tensor, size_x: int, size_y: int) -> torch.Tensor:
     return blurred.transpose(1, 2)
 
 
-def _tile_positions(height: int, width: int, tile_h: int, tile_w: int, shift_y: int, shift_x: int, device) -> torch.Tensor:
+def _tile_positions(
+    height: int, width: int, tile_h: int, tile_w: int, shift_y: int, shift_x: int, device
+) -> torch.Tensor:
     """(tiles, tile_h * tile_w) flat grid indices of the non-overlapping tiles of the grid rolled by the shift."""
     rows = (torch.arange(height // tile_h * tile_h, device=device) - shift_y) % height
     cols = (torch.arange(width // tile_w * tile_w, device=device) - shift_x) % width
@@ -101,7 +105,9 @@ class _Sorter:
         self.device = grid.device
         self.gen = torch.Generator().manual_seed(seed)
         n = self.height * self.width
-        self.order = torch.randperm(n, generator=self.gen).to(self.device) if shuffle else torch.arange(n, device=self.device)
+        self.order = (
+            torch.randperm(n, generator=self.gen).to(self.device) if shuffle else torch.arange(n, device=self.device)
+        )
         self.values = grid.reshape(n, self.channels).to(torch.float32)[self.order].contiguous()
         self.select = _SELECT.to(self.device)
         self.source = _SOURCE.to(self.device)
@@ -120,7 +126,9 @@ class _Sorter:
         tile_h = min(_even(h), max(block, _even(min(size_y + 1, h))))
         shifts = 0
         while True:
-            improved = self._sort_shift(target, tile_h, tile_w, self._randint(tile_h), self._randint(tile_w), improvement_break)
+            improved = self._sort_shift(
+                target, tile_h, tile_w, self._randint(tile_h), self._randint(tile_w), improvement_break
+            )
             # Try a few roll offsets before giving up, so tile borders move (as the reference does).
             if not improved and shifts >= 3:
                 return

@@ -83,7 +83,14 @@ def _photometric_loss(render: torch.Tensor, target: torch.Tensor, ssim_lambda: f
 
 
 # gsplat's densification strategy addresses parameters by its own names.
-_GSPLAT_NAMES = {"means": "means", "quats": "quats", "log_scales": "scales", "opacity_logits": "opacities", "sh0": "sh0", "shN": "shN"}
+_GSPLAT_NAMES = {
+    "means": "means",
+    "quats": "quats",
+    "log_scales": "scales",
+    "opacity_logits": "opacities",
+    "sh0": "sh0",
+    "shN": "shN",
+}
 
 
 def train(splats: Splats, cameras: CameraSet, cfg: TrainConfig, *, progress=None) -> Splats:
@@ -110,7 +117,9 @@ def train(splats: Splats, cameras: CameraSet, cfg: TrainConfig, *, progress=None
         "sh0": cfg.lr_sh0,
         "shN": cfg.lr_shN,
     }
-    optimizers = {k: torch.optim.Adam([{"params": [params[k]], "lr": lr, "name": k}], eps=1e-15) for k, lr in lrs.items()}
+    optimizers = {
+        k: torch.optim.Adam([{"params": [params[k]], "lr": lr, "name": k}], eps=1e-15) for k, lr in lrs.items()
+    }
     strategy = DefaultStrategy(
         refine_start_iter=cfg.refine_every,
         refine_stop_iter=int(cfg.steps * 0.7),
@@ -149,7 +158,9 @@ def evaluate(splats: Splats, cameras: CameraSet, *, batch: int = 4) -> dict:
     renders = []
     start = time.perf_counter()
     for i in range(0, len(cameras.images), batch):
-        out = render_splats(splats, cameras.viewmats[i : i + batch], cameras.Ks[i : i + batch], cameras.width, cameras.height)
+        out = render_splats(
+            splats, cameras.viewmats[i : i + batch], cameras.Ks[i : i + batch], cameras.width, cameras.height
+        )
         renders.append(out.rgb.clamp(0, 1))
     seconds = time.perf_counter() - start
     rgb = torch.cat(renders)
@@ -159,4 +170,3 @@ def evaluate(splats: Splats, cameras: CameraSet, *, batch: int = 4) -> dict:
         "views": len(rgb),
         "render_seconds_per_view": seconds / max(len(rgb), 1),
     }
-

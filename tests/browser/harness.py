@@ -63,7 +63,10 @@ def ensure_playwright() -> Path:
     env = dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1")
     done = subprocess.run(
         ["npm", "install", "--prefix", str(NODE_CACHE), "--no-audit", "--no-fund", PLAYWRIGHT],
-        env=env, capture_output=True, text=True, timeout=600,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if done.returncode != 0:
         raise Unavailable(f"npm install {PLAYWRIGHT} failed: {done.stderr.strip()[-300:]}")
@@ -85,7 +88,9 @@ class Browser:
         self._profile = tempfile.TemporaryDirectory(prefix="splatpack-chromium-")
         self._proc = subprocess.Popen(
             ["node", str(DRIVER), str(chromium), self._profile.name, str(width), str(height)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
             env=dict(os.environ, PLAYWRIGHT_CORE_DIR=str(package), PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1"),
         )
         self._next_id = 0
@@ -120,7 +125,7 @@ class Browser:
             self._proc.wait()
         self._profile.cleanup()
 
-    def __enter__(self) -> "Browser":
+    def __enter__(self) -> Browser:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -160,7 +165,10 @@ class ViewerProcess:
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, "-u", "-m", "splatpack.cli", "view", *args],
-            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         self.lines: list[str] = []
         # Drain the output on a thread so a chatty viewer never blocks on a full pipe.
@@ -201,7 +209,7 @@ class ViewerProcess:
         self._reader.join(timeout=5)
         return self.proc.returncode
 
-    def __enter__(self) -> "ViewerProcess":
+    def __enter__(self) -> ViewerProcess:
         return self
 
     def __exit__(self, *exc) -> None:
