@@ -42,11 +42,18 @@ def dense_render(
     eps2d=0.3,
     rasterize_mode="classic",
     stats=None,
+    contributions=None,
 ):
     """Returns rgb (C, H, W, 3), alpha (C, H, W, 1), depth (C, H, W, 1).
 
     ``stats`` (a dict), when given, receives how often each cut-off fired, so tests can show they were exercised.
+    ``contributions`` (a dict), when given, receives per camera and Gaussian (C, N) "weight" (sum of alpha * T),
+    "covered" (pixels composited into) and "dominant" (pixels where its weight is the largest, first one wins).
     """
+    n_cams, n = viewmats.shape[0], means.shape[0]
+    weight = torch.zeros(n_cams, n, dtype=means.dtype)
+    covered = torch.zeros(n_cams, n, dtype=torch.int64)
+    dominant = torch.zeros(n_cams, n, dtype=torch.int64)
     counts = {"stopped_pixels": 0, "clamped": 0, "skipped_faint": 0}
     rot = _rotation(quats)
     cov3d = rot @ torch.diag_embed(scales**2) @ rot.transpose(1, 2)
@@ -68,6 +75,8 @@ def dense_render(
         dep = torch.zeros(height * width, dtype=means.dtype)
         T = torch.ones(height * width, dtype=means.dtype)
         done = torch.zeros(height * width, dtype=torch.bool)
+        best_w = torch.zeros(height * width, dtype=means.dtype)
+        best_id = torch.full((height * width,), -1, dtype=torch.int64)
         for i in torch.argsort(p[:, 2], stable=True).tolist():
             x, y, z = p[i]
             if not (near_plane < z < far_plane):
@@ -102,9 +111,14 @@ def dense_render(
             done = done | stop
             use = ~skip & ~stop
             w = torch.where(use, alpha * T, torch.zeros_like(T))
+            weight[c, i], covered[c, i] = w.sum(), use.sum()
+            best_id = torch.where(w > best_w, i, best_id)
+            best_w = torch.maximum(best_w, w)
             rgb = rgb + w[:, None] * col[i]
             dep = dep + w * z
             T = torch.where(use, next_T, T)
+        owners = best_id[best_id >= 0]
+        dominant[c] = torch.bincount(owners, minlength=n)
         alpha_img = (1 - T)[:, None]
         if backgrounds is not None:
             rgb = rgb + backgrounds[c] * (1 - alpha_img)
@@ -113,4 +127,6 @@ def dense_render(
         depths.append((dep[:, None] / alpha_img.clamp_min(1e-10)).reshape(height, width, 1))
     if stats is not None:
         stats.update(counts)
+    if contributions is not None:
+        contributions.update(weight=weight, covered=covered, dominant=dominant)
     return torch.stack(rgbs), torch.stack(alphas), torch.stack(depths)
