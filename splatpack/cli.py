@@ -3,37 +3,60 @@
 Each command module defines a dataclass ``Command`` (its fields are the options, documented by their
 docstrings, which tyro turns into ``--help``) with a ``run()`` method. Command modules keep heavy imports
 inside ``run()`` so ``--help`` stays fast.
+
+Whatever goes wrong ends in one line on stderr naming the file and exit status 2: bad input
+(``SplatpackError``), running out of memory, or a bug (any other exception; ``SPLATPACK_TRACEBACK=1`` shows
+its traceback). SIGTERM (``kill``, ``timeout``, ``docker stop``) unwinds like Ctrl-C, so no temporary file
+is left behind.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import signal
 import sys
+import threading
+import warnings
 
 from splatpack.errors import SplatpackError
 
 # Order shown in --help.
-COMMANDS = ("compress", "decompress", "info", "view", "demo", "export")
+COMMANDS = ("compress", "decompress", "info", "view", "demo", "export", "batch")
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM so ``finally`` blocks (temporary-file clean-up) run."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
 
 
 def _commands() -> dict[str, type]:
-    found = {}
-    for name in COMMANDS:
-        module_name = f"splatpack.commands.{name}"
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue  # command not built yet
-            raise
-        found[name] = module.Command
-    return found
+    return {name: importlib.import_module(f"splatpack.commands.{name}").Command for name in COMMANDS}
+
+
+def _subject(cmd) -> str:
+    """The file a command was working on, for error lines that have no file of their own."""
+    for field in ("input", "file", "config"):
+        value = getattr(cmd, field, None)
+        if value is not None:
+            return f"{value}: "
+    return ""
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())[:300]
 
 
 def main(argv: list[str] | None = None) -> int:
     import tyro
 
     commands = _commands()
+    cmd = None
+    in_main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there only
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         cmd = tyro.extras.subcommand_cli_from_dict(
             {name: cls for name, cls in commands.items()},
@@ -41,13 +64,34 @@ def main(argv: list[str] | None = None) -> int:
             description="splatpack: small, fast, faithful Gaussian splats.",
             args=argv,
         )
-        cmd.run()
+        # numpy / Pillow warnings about hostile data would print before the one error line; the line says it all.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cmd.run()
     except SplatpackError as exc:
-        print(f"splatpack: error: {exc}", file=sys.stderr)
+        print(f"splatpack: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"splatpack: error: {_subject(cmd)}out of memory while processing it", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("splatpack: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("splatpack: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    except Exception as exc:  # noqa: BLE001 - a bug must still end in one line, exit 2
+        if os.environ.get("SPLATPACK_TRACEBACK"):
+            raise
+        print(
+            f"splatpack: error: {_subject(cmd)}unexpected {type(exc).__name__}: {_one_line(exc)} "
+            "(a splatpack bug; SPLATPACK_TRACEBACK=1 shows where)",
+            file=sys.stderr,
+        )
+        return 2
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import importlib
 import os
+import stat
 from pathlib import Path
 from types import ModuleType
 
 from splatpack.errors import SplatpackError
 from splatpack.io.atomic import refuse_overwriting_inputs
+from splatpack.io.files import check_input
 from splatpack.scene import Splats
 
 # name -> (module, file name endings); longer endings are tried first so ".compressed.ply" beats ".ply".
@@ -51,12 +53,13 @@ def format_from_name(path: str | os.PathLike) -> str | None:
 def detect_format(path: str | os.PathLike) -> str:
     """Format of an existing file: by content where a format recognises it, else by name."""
     p = Path(path)
-    if not p.exists():
-        raise SplatpackError("no such file", p)
     head = b""
-    if p.is_file():
-        with open(p, "rb") as f:
-            head = f.read(4096)
+    if not stat.S_ISDIR(check_input(p, folder_ok=True).st_mode):  # a regular file (folders are SOG)
+        try:
+            with open(p, "rb") as f:
+                head = f.read(4096)
+        except OSError as exc:
+            raise SplatpackError(f"cannot read: {exc.strerror or exc}", p) from None
     for fmt in FORMATS:
         try:
             mod = format_module(fmt)

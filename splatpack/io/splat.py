@@ -20,6 +20,7 @@ import torch
 from splatpack.errors import SplatpackError
 from splatpack.io.atomic import atomic_output
 from splatpack.io.files import read_input_bytes
+from splatpack.io.values import linear_scales, unit_quaternions
 from splatpack.scene import SH_C0, Splats
 
 RECORD = np.dtype([("position", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 4), ("rotation", "u1", 4)])
@@ -39,13 +40,10 @@ def write(splats: Splats, path: str | os.PathLike) -> None:
     s = splats.detach().to("cpu", torch.float32)
     records = np.empty(len(s), RECORD)
     records["position"] = s.means.numpy()
-    records["scale"] = s.scales.numpy()
+    records["scale"] = linear_scales(s.log_scales.numpy(), path)
     records["rgba"][:, :3] = _to_u8((0.5 + SH_C0 * s.sh0[:, 0, :].double().numpy()) * 255)
     records["rgba"][:, 3] = _to_u8(s.opacities.double().numpy() * 255)
-    q = s.quats.double().numpy()
-    norm = np.linalg.norm(q, axis=1, keepdims=True)
-    q = np.where(norm > 0, q / np.where(norm > 0, norm, 1), [1.0, 0.0, 0.0, 0.0])
-    records["rotation"] = _to_u8(q * 128 + 128)
+    records["rotation"] = _to_u8(unit_quaternions(s.quats.double().numpy()) * 128 + 128)
     with atomic_output(path) as tmp:
         records.tofile(tmp)
 

@@ -39,7 +39,8 @@ import zstandard
 
 from splatpack.errors import SplatpackError
 from splatpack.io.atomic import atomic_output
-from splatpack.io.files import read_input_bytes
+from splatpack.io.files import check_expansion, read_input_bytes
+from splatpack.io.values import unit_quaternions
 from splatpack.scene import SH_REST_COUNT, Splats
 
 MAGIC = b"NGSP"  # the reference's uint32 0x5053474e written little-endian
@@ -52,7 +53,6 @@ DEFAULT_FRACTIONAL_BITS = 12
 ZSTD_LEVEL = 12  # the reference's level for v4 streams
 GZIP_LEVEL = 6  # the reference uses zlib's Z_DEFAULT_COMPRESSION with memLevel 9
 GZIP_MAGIC = b"\x1f\x8b"
-DEFLATE_MAX_RATIO = 1032  # deflate never expands a byte count by more than this: bounds a declared count
 STREAM_NAMES = ("positions", "alphas", "colors", "scales", "rotations", "sh")
 SH1_BUCKET = 1 << (8 - 5)
 SH_REST_BUCKET = 1 << (8 - 4)
@@ -119,14 +119,9 @@ def _fractional_bits(means: np.ndarray, path) -> int:
 
 
 def _normalized_xyzw(quats_wxyz: np.ndarray) -> np.ndarray:
-    """Unit quaternions in xyzw order, normalized in float32 in the reference's summation order."""
-    q = np.ascontiguousarray(quats_wxyz[:, [1, 2, 3, 0]], dtype=F32)
-    sq = q * q
-    norm = np.sqrt(((sq[:, 0] + sq[:, 1]) + sq[:, 2]) + sq[:, 3])
-    zero = norm == 0
-    q[zero] = (0, 0, 0, 1)  # a zero quaternion has no rotation: store the identity rather than NaN
-    norm[zero] = 1
-    return q / norm[:, None]
+    """Unit quaternions in xyzw order, normalized in float32 in the reference's summation order (a zero
+    quaternion stores the identity, as in every writer)."""
+    return unit_quaternions(np.ascontiguousarray(quats_wxyz[:, [1, 2, 3, 0]], dtype=F32), w_index=3)
 
 
 def _pack_rotations(q: np.ndarray, version: int) -> np.ndarray:
@@ -274,12 +269,7 @@ def _gunzip_exact(data: bytes, path) -> tuple[tuple, bytes, bytes]:
             raise SplatpackError(f"not an SPZ file: gzip payload starts with {magic!r}, expected b'NGSP'", path)
         _check_header(version, count, sh_degree, path)
         expected = count * sum(_bytes_per_point(version, sh_degree))
-        if expected > len(data) * DEFLATE_MAX_RATIO:
-            raise SplatpackError(
-                f"header declares {count} Gaussians ({expected} bytes) but {len(data)} compressed bytes "
-                f"can hold at most {len(data) * DEFLATE_MAX_RATIO}",
-                path,
-            )
+        check_expansion(expected, len(data), f"the header ({count} Gaussians)", path)
         body = inflate.decompress(inflate.unconsumed_tail, expected + (1 << 16))
         if not inflate.eof and len(body) <= expected:
             body += inflate.flush()
@@ -339,6 +329,7 @@ def _parse_v4(data: bytes, path) -> tuple[tuple, list[dict], list[np.ndarray]]:
         offset += compressed
     if offset != len(data):
         raise SplatpackError(f"{len(data) - offset} unexpected bytes after the last stream", path)
+    check_expansion(sum(sizes), len(data), f"the header ({count} Gaussians)", path)
     header = (version, count, sh_degree, bits, flags)
     # Extension records (vendor data such as camera limits) carry nothing splatpack uses: the table of
     # contents' offset skips them; they are only listed, for describe().
