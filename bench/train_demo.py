@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 from splatpack.datasets.demo_scene import generate_demo_scene
-from splatpack.datasets.transforms import load_seed_points, load_transforms
+from splatpack.datasets.seed_points import load_seed_points
+from splatpack.datasets.transforms import load_transforms
 from splatpack.train.trainer import TrainConfig, evaluate, init_from_points, random_init, train
 
 

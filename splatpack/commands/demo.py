@@ -35,7 +35,8 @@ class Command:
 
         import splatpack.io as sio
         from splatpack.datasets.demo_scene import generate_demo_scene
-        from splatpack.datasets.transforms import load_seed_points, load_transforms
+        from splatpack.datasets.seed_points import load_seed_points
+        from splatpack.datasets.transforms import load_transforms
         from splatpack.io.atomic import atomic_output
         from splatpack.train.trainer import TrainConfig, evaluate, init_from_points, train
 

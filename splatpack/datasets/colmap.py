@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from splatpack.datasets.transforms import CameraSet, FrameSpec, build_camera_set, read_split_lists, split_frames
+from splatpack.datasets.cameras import CameraSet, FrameSpec, build_camera_set, split_frames
 from splatpack.errors import SplatpackError
 from splatpack.io.atomic import atomic_output
 
@@ -241,11 +241,11 @@ def write_points3d_binary(points: ColmapPoints, path: str | os.PathLike) -> None
     starts = 8 + np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     buf = np.empty(8 + int(sizes.sum()), np.uint8)
     buf[:8] = np.frombuffer(struct.pack("<Q", count), np.uint8)
-    buf[starts[:, None] + np.arange(_POINT_HEAD.itemsize)] = heads.view(np.uint8).reshape(count, -1)
+    buf[starts[:, None] + np.arange(_POINT_HEAD.itemsize)] = heads.view(np.uint8).reshape(count, _POINT_HEAD.itemsize)
     buf[starts[:, None] + _POINT_HEAD.itemsize + np.arange(8)] = lengths.astype("<u8").view(np.uint8).reshape(count, 8)
     within = np.arange(len(tracks)) - np.repeat(points.track_offsets[:-1], lengths)
     first = np.repeat(starts + _POINT_HEAD.itemsize + 8, lengths) + within * _TRACK.itemsize
-    buf[first[:, None] + np.arange(_TRACK.itemsize)] = tracks.view(np.uint8).reshape(len(tracks), -1)
+    buf[first[:, None] + np.arange(_TRACK.itemsize)] = tracks.view(np.uint8).reshape(len(tracks), _TRACK.itemsize)
     _write(path, buf.tobytes())
 
 
@@ -292,6 +292,16 @@ def find_model(folder: str | os.PathLike) -> tuple[Path, Path]:
         if (root / "images").is_dir():
             return model, root
     raise SplatpackError("no images/ folder beside the COLMAP model", folder)
+
+
+def read_split_lists(folder: Path) -> dict[str, set[str]] | None:
+    """nerfstudio's COLMAP split files ``train_list.txt`` / ``val_list.txt`` / ``test_list.txt`` (image names)."""
+    lists = {}
+    for key in ("train", "val", "test"):
+        path = folder / f"{key}_list.txt"
+        if path.is_file():
+            lists[key] = {os.path.normpath(line.strip()) for line in path.read_text().splitlines() if line.strip()}
+    return lists or None
 
 
 def load_colmap(

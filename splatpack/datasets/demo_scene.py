@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from splatpack.datasets import colmap
-from splatpack.datasets.transforms import GL_TO_CV
+from splatpack.datasets.cameras import GL_TO_CV
 from splatpack.errors import SplatpackError
 from splatpack.io.atomic import atomic_output
 

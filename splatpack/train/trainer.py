@@ -17,7 +17,7 @@ import torch
 from pytorch_msssim import ssim as ssim_fn
 from scipy.spatial import cKDTree
 
-from splatpack.datasets.transforms import CameraSet
+from splatpack.datasets.cameras import CameraSet
 from splatpack.metrics import psnr, ssim
 from splatpack.render import render_splats
 from splatpack.scene import Splats, rgb_to_sh0
