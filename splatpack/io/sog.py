@@ -28,6 +28,7 @@ import io
 import json
 import math
 import os
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -37,13 +38,17 @@ import torch
 from PIL import Image
 
 from splatpack.errors import SplatpackError
-from splatpack.io.atomic import atomic_output
+from splatpack.io.atomic import atomic_folder, atomic_output
+from splatpack.io.files import check_expansion, check_input, read_input_bytes
+from splatpack.io.values import unit_quaternions
 from splatpack.scene import SH_REST_COUNT, Splats
 
 VERSION = 2
 PALETTE_ROW = 64  # palette entries per row of shN_centroids
 CODEBOOK_SIZE = 256
 MAX_TEXTURE_SIDE = 16383  # WebP's limit
+MAX_META_BYTES = 1 << 20  # splatpack's and splat-transform's meta.json are ~10 KB: codebooks and names
+MAX_PALETTE = 65536  # 16-bit labels
 _SQRT2 = math.sqrt(2.0)
 # The largest component is dropped; the other three are stored in ascending index order.
 _QUAT_OTHERS = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])
@@ -66,6 +71,7 @@ class _Container:
             self.folder, self.meta_name = path.parent, path.name
         else:
             self.folder, self.meta_name = None, "meta.json"
+            check_input(path)
             try:
                 self.zip = zipfile.ZipFile(path)
             except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
@@ -80,13 +86,26 @@ class _Container:
             return self.zip.namelist()
         return sorted(p.name for p in self.folder.iterdir() if p.is_file())
 
-    def read(self, name: str) -> bytes:
+    def read(self, name: str, limit: int) -> bytes:
+        """Bytes of member ``name``, refused before inflating or reading when it holds more than ``limit``."""
         if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
             raise SplatpackError(f"meta.json names an invalid texture file {name!r}", self.path)
+        too_big = f"{name} holds more than the {limit} bytes it may (a SOG member that large is not a texture)"
         try:
             if self.zip is not None:
-                return self.zip.read(name)
-            return (self.folder / name).read_bytes()
+                if self.zip.getinfo(name).file_size > limit:
+                    raise SplatpackError(too_big, self.path)
+                with self.zip.open(name) as member:  # the stored size may lie: never inflate past the limit
+                    data = member.read(limit + 1)
+                if len(data) > limit:
+                    raise SplatpackError(too_big, self.path)
+                return data
+            member = self.folder / name
+            if not os.path.lexists(member):
+                raise FileNotFoundError
+            return read_input_bytes(member, "a SOG texture", max_bytes=limit, name=f"{self.path}: {name}")
+        except SplatpackError:
+            raise
         except KeyError:
             raise SplatpackError(f"missing file {name} in the bundle", self.path) from None
         except FileNotFoundError:
@@ -107,6 +126,12 @@ class _Container:
             return self.zip.getinfo(name).file_size
         return (self.folder / name).stat().st_size
 
+    def stored_bytes(self) -> int:
+        """Bytes the SOG occupies: the bundle, or meta.json and the files beside it."""
+        if self.zip is not None:
+            return self.path.stat().st_size
+        return sum(p.stat().st_size for p in self.folder.iterdir() if p.is_file())
+
 
 def _open(path: str | os.PathLike) -> tuple[_Container, dict]:
     p = Path(path)
@@ -114,7 +139,7 @@ def _open(path: str | os.PathLike) -> tuple[_Container, dict]:
         raise SplatpackError("no such file", p)
     box = _Container(p)
     try:
-        raw = box.read(box.meta_name)
+        raw = box.read(box.meta_name, MAX_META_BYTES)
         try:
             meta = json.loads(raw)
         except (ValueError, RecursionError) as exc:
@@ -170,6 +195,8 @@ def _parse_meta(meta: dict, path: Path) -> dict:
         count = shape[0] if isinstance(shape, list) and shape else None
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise SplatpackError(f"bad meta.json: Gaussian count {count!r} is not a positive integer", path)
+    if count > MAX_TEXTURE_SIDE**2:
+        raise SplatpackError(f"bad meta.json: {count} Gaussians exceed what SOG textures can hold", path)
     out = {
         "version": version,
         "count": count,
@@ -202,8 +229,8 @@ def _parse_meta(meta: dict, path: Path) -> dict:
             bands, palette = shn.get("bands"), shn.get("count")
             if bands not in (1, 2, 3) or isinstance(bands, bool):
                 raise SplatpackError(f"bad meta.json: shN.bands {bands!r} is not 1, 2 or 3", path)
-            if not isinstance(palette, int) or isinstance(palette, bool) or palette < 1:
-                raise SplatpackError(f"bad meta.json: shN.count {palette!r} is not a positive integer", path)
+            if not isinstance(palette, int) or isinstance(palette, bool) or not 1 <= palette <= MAX_PALETTE:
+                raise SplatpackError(f"bad meta.json: shN.count {palette!r} is not an integer in 1-{MAX_PALETTE}", path)
             out["shN"] = {
                 "bands": bands,
                 "count": palette,
@@ -218,29 +245,80 @@ def _parse_meta(meta: dict, path: Path) -> dict:
 # ---------------------------------------------------------------------------------------------- textures
 
 
-def _decode_texture(box: _Container, name: str, count: int | None) -> np.ndarray:
-    """(H, W, 4) uint8 RGBA of a WebP texture that must hold at least ``count`` texels."""
-    data = box.read(name)
+def _max_texels(count: int | None) -> int:
+    """Texels a texture may have: per-Gaussian textures about ``count`` (writers pad rows to multiples of 4 and
+    may pick another width for their sort), the palette texture at most 960 x 1024 (64k entries of SH-3)."""
+    if count is None:
+        return PALETTE_ROW * SH_REST_COUNT[3] * (MAX_PALETTE // PALETTE_ROW)
+    return 4 * count + (1 << 16)
+
+
+def _texture_bytes_limit(count: int | None) -> int:
+    # A lossless WebP never needs much more than its raw RGBA (incompressible data is stored near-verbatim).
+    return 4 * _max_texels(count) + (1 << 16)
+
+
+def _open_webp(box: _Container, name: str, data: bytes, count: int | None) -> Image.Image:
+    """The opened (not yet decoded) WebP ``name``, refused unless its size suits ``count`` texels."""
     try:
-        with Image.open(io.BytesIO(data), formats=["WEBP"]) as im:
-            w, h = im.size
-            if count is not None and w * h < count:
-                raise SplatpackError(f"texture {name} is {w}x{h}, too small for {count} Gaussians", box.path)
-            rgba = np.asarray(im.convert("RGBA"))
-    except SplatpackError:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data), formats=["WEBP"])
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise SplatpackError(f"texture {name} is far too large ({str(exc)[:80]})", box.path) from None
+    except MemoryError:
         raise
     except Exception as exc:  # noqa: BLE001 - pillow signals corrupt images with many exception types
         raise SplatpackError(
             f"texture {name} is not a readable WebP image ({type(exc).__name__}: {str(exc)[:60]})", box.path
         ) from None
+    w, h = im.size
+    if count is not None and w * h < count:
+        im.close()
+        raise SplatpackError(f"texture {name} is {w}x{h}, too small for {count} Gaussians", box.path)
+    if w * h > _max_texels(count):
+        im.close()
+        need = "the SH palette" if count is None else f"{count} Gaussians"
+        raise SplatpackError(f"texture {name} is {w}x{h}, far more texels than {need} need", box.path)
+    return im
+
+
+def _texture_size(box: _Container, name: str, count: int | None) -> tuple[int, int]:
+    with _open_webp(box, name, box.read(name, _texture_bytes_limit(count)), count) as im:
+        return im.size
+
+
+def _decode_texture(box: _Container, name: str, count: int | None) -> np.ndarray:
+    """(H, W, 4) uint8 RGBA of a WebP texture that must hold at least ``count`` texels (and not far more)."""
+    data = box.read(name, _texture_bytes_limit(count))
+    with _open_webp(box, name, data, count) as im:
+        w, h = im.size
+        try:
+            rgba = np.asarray(im.convert("RGBA"))
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - same as in _open_webp
+            raise SplatpackError(
+                f"texture {name} is not a readable WebP image ({type(exc).__name__}: {str(exc)[:60]})", box.path
+            ) from None
     if rgba.shape != (h, w, 4):
         raise SplatpackError(f"texture {name} decoded to an unexpected shape {rgba.shape}", box.path)
     return rgba
 
 
 def _texels(box: _Container, name: str, count: int) -> np.ndarray:
-    """(count, 4) int64: the first ``count`` texels in row-major order."""
-    return _decode_texture(box, name, count).reshape(-1, 4)[:count].astype(np.int64)
+    """(count, 4) uint8: the first ``count`` texels in row-major order (narrow: callers widen what they need)."""
+    return _decode_texture(box, name, count).reshape(-1, 4)[:count]
+
+
+def _check_sizes(box: _Container, m: dict) -> None:
+    """Every texture's dimensions (from its header) suit the count, and the decoded total is what the stored
+    bytes can hold: checked before the first decode, so a small file cannot claim gigabytes."""
+    decoded = 0
+    for role, name in m["files"].items():
+        w, h = _texture_size(box, name, None if role == "shN_centroids" else m["count"])
+        decoded += 4 * w * h
+    check_expansion(decoded, box.stored_bytes(), f"its textures ({m['count']} Gaussians)", box.path)
 
 
 def _inv_log(v: np.ndarray) -> np.ndarray:
@@ -251,7 +329,7 @@ def _unpack_quats(t: np.ndarray) -> np.ndarray:
     """(N, 4) quaternions (w, x, y, z) from smallest-three texels; an invalid tag decodes to identity."""
     n = len(t)
     small = (t[:, :3] / 255 * 2 - 1) / _SQRT2
-    tag = t[:, 3] - 252
+    tag = t[:, 3].astype(np.int16) - 252
     valid = (tag >= 0) & (tag <= 3)
     largest = np.where(valid, tag, 0)
     quats = np.zeros((n, 4))
@@ -282,23 +360,25 @@ def _decode_shN(box: _Container, m: dict, count: int) -> np.ndarray:
     slots = PALETTE_ROW * height
     palette = slots if shn["count"] is None else min(shn["count"], slots)
     lab = _texels(box, m["files"]["shN_labels"], count)
-    labels = lab[:, 0] | (lab[:, 1] << 8)
+    labels = lab[:, 0].astype(np.int32) | (lab[:, 1].astype(np.int32) << 8)
     if labels.max() >= palette:
         raise SplatpackError(f"shN label {int(labels.max())} is outside the {palette}-entry palette", box.path)
     # (slots, k, 3) centroid bytes: entry e, coefficient j sits at texel (row e // 64, column (e % 64) * k + j).
-    entries = cen[:, :, :3].reshape(height, PALETTE_ROW, k, 3).reshape(slots, k, 3).astype(np.int64)
+    entries = cen[:, :, :3].reshape(height, PALETTE_ROW, k, 3).reshape(slots, k, 3)
     if shn["count"] is None:
         lo, hi = shn["range"]
         values = lo + (hi - lo) * (entries / 255)
     else:
         values = shn["codebook"][entries]
-    return values[labels]
+    # Gathered in float32 (what Splats holds): the (N, K, 3) result is the largest array of a decode.
+    return values.astype(np.float32)[labels]
 
 
 def _decode(box: _Container, m: dict) -> Splats:
     n, f = m["count"], m["files"]
+    _check_sizes(box, m)
     lo, hi = _texels(box, f["means_l"], n), _texels(box, f["means_u"], n)
-    q16 = lo[:, :3] | (hi[:, :3] << 8)
+    q16 = lo[:, :3].astype(np.uint16) | (hi[:, :3].astype(np.uint16) << 8)
     mins, maxs = m["means"]
     span = np.where(maxs - mins != 0, maxs - mins, 1.0)
     means = _inv_log(mins + span * (q16 / 65535))
@@ -351,14 +431,8 @@ def describe(path: str | os.PathLike) -> dict:
     try:
         textures = {}
         for role, name in m["files"].items():
-            try:
-                with Image.open(io.BytesIO(box.read(name)), formats=["WEBP"]) as im:
-                    size = list(im.size)
-            except SplatpackError:
-                raise
-            except Exception:  # noqa: BLE001 - same reason as in _decode_texture
-                raise SplatpackError(f"texture {name} is not a readable WebP image", box.path) from None
-            textures[role] = {"file": name, "width": size[0], "height": size[1], "bytes": box.size(name)}
+            w, h = _texture_size(box, name, None if role == "shN_centroids" else m["count"])
+            textures[role] = {"file": name, "width": w, "height": h, "bytes": box.size(name)}
         bands = 0
         if m["shN"] is not None:
             bands = m["shN"]["bands"] or _V1_BANDS_BY_WIDTH.get(textures["shN_centroids"]["width"], 0)
@@ -567,7 +641,7 @@ def sort_key(splats: Splats) -> torch.Tensor:
 
 def _pack_quats(q: np.ndarray) -> np.ndarray:
     """(N, 4) uint8 smallest-three texels of (w, x, y, z) quaternions."""
-    q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    q = unit_quaternions(q)  # a zero quaternion stores the identity, as in every writer
     largest = np.abs(q).argmax(axis=1)  # first index on ties, like the reference encoder
     sign = np.where(q[np.arange(len(q)), largest] < 0, -1.0, 1.0)
     small = np.take_along_axis(q * sign[:, None], _QUAT_OTHERS[largest], axis=1)
@@ -726,16 +800,14 @@ def write(splats: Splats, path: str | os.PathLike, **options) -> None:
                     z.writestr(name, data)
                 z.writestr("meta.json", meta_bytes)
         return
-    if folder_form:
-        if not out.parent.is_dir():
-            raise SplatpackError(f"cannot write: folder {out.parent} does not exist", out)
-        out.mkdir(exist_ok=True)
-        meta_path = out / "meta.json"
-    else:
-        meta_path = out
-    # Textures first, meta.json last: a reader never sees a meta.json whose textures are not all there.
-    for name, data in files.items():
-        with atomic_output(meta_path.parent / name) as tmp:
-            tmp.write_bytes(data)
-    with atomic_output(meta_path) as tmp:
-        tmp.write_bytes(meta_bytes)
+    folder, meta_name = (out, "meta.json") if folder_form else (out.parent, out.name)
+    # The whole folder is written beside its destination and swapped into place: a kill or a full disk midway
+    # never leaves old and new textures mixed. An existing folder is replaced only if it holds nothing but SOG
+    # files, so no other file is ever lost with it.
+    with atomic_folder(folder, replaceable=_only_sog_files) as tmp:
+        for name, data in {**files, meta_name: meta_bytes}.items():
+            (tmp / name).write_bytes(data)
+
+
+def _only_sog_files(folder: Path) -> bool:
+    return all(p.is_file() and not p.is_symlink() and p.suffix.lower() in (".webp", ".json") for p in folder.iterdir())
