@@ -17,13 +17,18 @@ splatfacto on a machine without CUDA runs inside ``splatpack.nerfstudio.splatfac
 gsplat call answered by our torch renderer, absgrad included, ``.cuda()`` a no-op, no LPIPS) with its own
 densification settings; with CUDA it runs unmodified.
 
-    .venv/bin/python bench/train.py [--scenes demo,fox] [--iterations 1500] [--fox-scale 0.0625] [--seeds 42,1,2]
+    .venv/bin/python bench/train.py [--scenes demo,fox] [--iterations 1500] [--fox-scale 0.0625] [--seeds 42,1,2,3,4] [--reference splatpack-base] [--demo-extra-views 34]
                                     [--methods splatpack-base,splatpack,splatfacto] [--out bench/results/train.json]
                                     [--fox-random N --fox-random-scale S] [--sog-preset P]
                                     [--set METHOD.FIELD=VALUE ...]   e.g. --set splatpack.smoothness_lambda=0
 
-Training is bit-reproducible on a CPU for a given seed, but on a few held-out views one seed's luck moves PSNR by
-tenths of a dB, so every method runs with each of ``--seeds`` and the summary compares means.
+Evaluation protocol (BENCHMARKS.md, "Evaluation protocol"). Training is bit-reproducible on one machine for a
+given seed, not across machines, and one seed's luck moves a method's held-out PSNR by tenths of a dB. So: the
+demo scene holds out 40 views (6 of its ring plus 34 between the ring's cameras; ``--demo-extra-views 0`` gives
+the old 6-view split), every method runs with each of ``--seeds`` (seed-major, so every finished seed is a
+complete pair), and each method is compared with ``--reference`` (default the plain baseline) as a *paired*
+difference: per seed, method minus reference on the same scene, machine and run; reported as mean +- standard
+error over the seeds (>= 5 seeds for a verdict), beside each method's own seed-to-seed spread.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import ast
 import contextlib
 import copy
 import json
+import math
 import platform
 import tempfile
 import time
@@ -162,6 +168,57 @@ def run(method: str, scene: str, data: Path, work: Path, args) -> dict:
 COLUMNS = ("gaussians", "psnr", "ssim", "ply_bytes", "spz_bytes", "spz_psnr", "sog_bytes", "sog_psnr", "train_seconds")
 
 
+def mean_and_se(values: list[float]) -> tuple[float, float]:
+    """Mean and its standard error (sample standard deviation / sqrt(n); nan for one value)."""
+    n = len(values)
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else math.nan
+    return mean, sd / math.sqrt(n)
+
+
+def paired(rows: list[dict], reference: str) -> list[dict]:
+    """Per scene and method, the per-seed differences against ``reference`` run with the same seed: PSNR and SSIM
+    (method - reference), Gaussians and file sizes (reference / method), as mean +- standard error, plus the
+    method's own seed-to-seed standard deviation of PSNR (the noise floor of one run)."""
+    by_key = {(r["scene"], r["method"], r["seed"]): r for r in rows}
+    out = []
+    for scene, method in dict.fromkeys((r["scene"], r["method"]) for r in rows):
+        pairs = [
+            (r, by_key[(scene, reference, r["seed"])])
+            for r in rows
+            if (r["scene"], r["method"]) == (scene, method) and (scene, reference, r["seed"]) in by_key
+        ]
+        if not pairs:
+            continue
+        own = [r["psnr"] for r, _ in pairs]
+        entry = {"scene": scene, "method": method, "reference": reference, "seeds": [r["seed"] for r, _ in pairs]}
+        entry["psnr_sd"] = mean_and_se(own)[1] * math.sqrt(len(own))
+        for name, diff in (
+            ("d_psnr", lambda r, b: r["psnr"] - b["psnr"]),
+            ("d_ssim", lambda r, b: r["ssim"] - b["ssim"]),
+            ("d_sog_psnr", lambda r, b: r["sog_psnr"] - b["psnr"]),
+            ("gaussian_ratio", lambda r, b: b["gaussians"] / r["gaussians"]),
+            ("ref_ply_over_sog", lambda r, b: b["ply_bytes"] / r["sog_bytes"]),
+        ):
+            entry[name], entry[name + "_se"] = mean_and_se([diff(r, b) for r, b in pairs])
+        out.append(entry)
+    return out
+
+
+def print_paired(entries: list[dict]) -> None:
+    print(
+        f"{'scene':5s} {'method':15s} {'n':>2s} {'PSNR sd':>7s} {'dPSNR +- se':>14s} {'dSSIM +- se':>16s} "
+        f"{'dPSNR(.sog) +- se':>18s} {'refN/N':>7s} {'refPLY/SOG +- se':>17s}   (paired vs reference, same seeds)"
+    )
+    for e in entries:
+        print(
+            f"{e['scene']:5s} {e['method']:15s} {len(e['seeds']):2d} {e['psnr_sd']:7.2f} "
+            f"{e['d_psnr']:+7.2f} +- {e['d_psnr_se']:4.2f} {e['d_ssim']:+8.4f} +- {e['d_ssim_se']:5.4f} "
+            f"{e['d_sog_psnr']:+9.2f} +- {e['d_sog_psnr_se']:4.2f} {e['gaussian_ratio']:7.2f} "
+            f"{e['ref_ply_over_sog']:9.1f} +- {e['ref_ply_over_sog_se']:4.1f}"
+        )
+
+
 def summarize(rows: list[dict]) -> list[dict]:
     """Per scene and method, the mean of every column over seeds, and the baseline's PLY / this method's SOG."""
     groups: dict[tuple, list[dict]] = {}
@@ -197,7 +254,16 @@ def main() -> None:
     ap.add_argument("--scenes", default="demo,fox", help="comma-separated: demo (generated into data/demo), fox")
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
     ap.add_argument("--iterations", type=int, default=1500, help="training iterations, the same for every method")
-    ap.add_argument("--seeds", default="42", help="comma-separated training seeds (nerfstudio's default is 42)")
+    ap.add_argument(
+        "--seeds", default="42,1,2,3,4", help="comma-separated training seeds, the same for every method (>= 5)"
+    )
+    ap.add_argument("--reference", default="splatpack-base", help="method the paired differences are taken against")
+    ap.add_argument(
+        "--demo-extra-views",
+        type=int,
+        default=34,
+        help="demo scene's held-out views besides its 6 ring views (0: the 6-view split of sessions 1-3)",
+    )
     ap.add_argument("--fox-scale", type=float, default=0.0625, help="fox image scale (1080x1920 -> 66x119 at 1/16)")
     ap.add_argument(
         "--fox-random",
@@ -229,7 +295,9 @@ def main() -> None:
 
     from splatpack.datasets.demo_scene import generate_demo_scene
 
-    scenes = {"demo": lambda: generate_demo_scene(ROOT / "data" / "demo"), "fox": lambda: FOX}
+    # A non-default demo split gets its own folder, so the default data/demo the tests use is never regenerated.
+    demo_dir = ROOT / "data" / ("demo" if args.demo_extra_views == 34 else f"demo-extra{args.demo_extra_views}")
+    scenes = {"demo": lambda: generate_demo_scene(demo_dir, extra_test_views=args.demo_extra_views), "fox": lambda: FOX}
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": platform.machine(),
@@ -238,6 +306,8 @@ def main() -> None:
         "iterations": args.iterations,
         "fox_scale": args.fox_scale,
         "seeds": seeds,
+        "reference": args.reference,
+        "demo_extra_views": args.demo_extra_views,
     }
     rows = []
     with contextlib.ExitStack() as stack:
@@ -247,17 +317,19 @@ def main() -> None:
             if not data.exists():
                 print(f"skipping {scene}: {data} is absent")
                 continue
-            for method in args.methods.split(","):
-                for seed in seeds:
+            for seed in seeds:  # seed-major: every finished seed is a complete pair
+                for method in args.methods.split(","):
                     print(f"== {scene} / {method} / seed {seed}", flush=True)
                     args.seed = seed
                     rows.append(run(method, scene, data, work, args))
-                    summary = summarize(rows)
+                    summary, pairs = summarize(rows), paired(rows, args.reference)
                     print_table(rows)
                     print_table(summary)
+                    print_paired(pairs)
                     args.out.parent.mkdir(parents=True, exist_ok=True)
                     with atomic_output(args.out) as tmp:  # after every run, so a cut-short benchmark keeps its rows
-                        tmp.write_text(json.dumps({"meta": meta, "rows": rows, "summary": summary}, indent=2) + "\n")
+                        result = {"meta": meta, "rows": rows, "summary": summary, "paired": pairs}
+                        tmp.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

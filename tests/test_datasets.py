@@ -16,7 +16,7 @@ from splatpack.datasets import colmap as cm
 from splatpack.datasets import generate_demo_scene, load_colmap, load_seed_points, load_transforms
 from splatpack.errors import SplatpackError
 
-SMALL = dict(n_views=12, test_every=4, width=64, height=48)
+SMALL = dict(n_views=12, test_every=4, extra_test_views=0, width=64, height=48)
 
 
 @pytest.fixture(scope="module")
@@ -273,11 +273,27 @@ def test_loader_errors_name_the_file(scene, tmp_path):
         load_colmap(scene, split="validation")
 
 
+def test_extra_held_out_views_change_no_training_input(scene, tmp_path):
+    extra = generate_demo_scene(tmp_path / "extra", **{**SMALL, "extra_test_views": 2})
+    meta = json.loads((extra / "transforms.json").read_text())
+    assert meta["train_filenames"] == json.loads((scene / "transforms.json").read_text())["train_filenames"]
+    assert meta["test_filenames"] == [f"images/frame_{i:05d}.png" for i in (0, 4, 8, 12, 13)]
+    assert (extra / "sparse_pc.ply").read_bytes() == (scene / "sparse_pc.ply").read_bytes()
+    for name in meta["train_filenames"]:
+        assert (extra / name).read_bytes() == (scene / name).read_bytes()
+    # The extra views lie between ring cameras: not copies of any ring view.
+    ring = {(scene / f"images/frame_{i:05d}.png").read_bytes() for i in range(12)}
+    assert not {(extra / f"images/frame_{i:05d}.png").read_bytes() for i in (12, 13)} & ring
+    assert load_colmap(extra, split="test").names == [Path(f).name for f in meta["test_filenames"]]
+
+
 def test_default_demo_scene(demo_scene):
     params = json.loads((demo_scene / "scene.json").read_text())
     assert (params["n_views"], params["width"], params["height"], params["test_every"]) == (48, 160, 120, 8)
     train, test = load_transforms(demo_scene, split="train"), load_colmap(demo_scene, split="test")
-    assert (len(train.names), len(test.names), train.width, train.height) == (42, 6, 160, 120)
+    # 6 of the ring's 48 views and 34 extra ones between them are held out (enough to resolve tenths of a dB).
+    assert (len(train.names), len(test.names), train.width, train.height) == (42, 40, 160, 120)
+    assert test.names[:6] == [f"frame_{i:05d}.png" for i in range(0, 48, 8)]
     points, colours = load_seed_points(demo_scene)
     assert 3000 <= len(points) <= 5000 and colours.std(0).min() > 0.1  # a varied cloud, not one colour
 
