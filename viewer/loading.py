@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 
 import splatpack.io as sio
-from splatpack.commands._common import path_size
 from splatpack.errors import SplatpackError
+from splatpack.io.files import path_size
 from splatpack.scene import Splats
 from viewer.gaussians import importance_order
 

@@ -2,15 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-
-def path_size(path: Path) -> int:
-    """Bytes of a file, or of every file in a folder (unbundled SOG)."""
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size
-
 
 def human_bytes(n: int) -> str:
     for unit in ("B", "KB", "MB", "GB"):

@@ -92,3 +92,11 @@ def check_expansion(declared: int, stored: int, what: str, path) -> None:
             f"({MAX_EXPANSION}:1); refusing a likely decompression bomb",
             path,
         )
+
+
+def path_size(path: str | os.PathLike) -> int:
+    """Bytes of a file, or of every file in a folder (unbundled SOG)."""
+    path = Path(path)
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size

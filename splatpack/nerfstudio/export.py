@@ -19,8 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from splatpack.datasets.cameras import camera_to_viewmats
 from splatpack.errors import SplatpackError
 from splatpack.io.atomic import atomic_output
+from splatpack.io.files import path_size
+from splatpack.nerfstudio.convert import NEAR_PLANE, splats_of
 from splatpack.render.sh import sh_basis
 from splatpack.scene import Splats
 
@@ -168,8 +171,6 @@ def export_pipeline(pipeline, out_dir: str | os.PathLike, formats: Iterable[str]
     file as read back (so format losses count), next to the trained scene's own figures.
     """
     from splatpack import io
-    from splatpack.commands._common import path_size
-    from splatpack.nerfstudio.model import NEAR_PLANE, camera_to_viewmats, splats_of
 
     model = pipeline.model
     outputs = pipeline.datamanager.train_dataparser_outputs

@@ -31,10 +31,10 @@ from nerfstudio.utils.colors import get_color
 from nerfstudio.utils.rich_utils import CONSOLE
 from pytorch_msssim import SSIM
 
+from splatpack.datasets.cameras import camera_to_viewmats
 from splatpack.nerfstudio import sog
-
-# Gaussians nearer to a camera than this (nerfstudio's normalised units) are culled, as splatfacto does.
-NEAR_PLANE = 0.01
+from splatpack.nerfstudio.convert import NEAR_PLANE, splats_of
+from splatpack.nerfstudio.export import export_pipeline
 
 # gsplat's DefaultStrategy resets opacities every ``reset_every`` steps; "never" is a step no run reaches.
 NEVER = 1 << 62
@@ -78,36 +78,6 @@ class SplatpackModelConfig(SplatfactoModelConfig):
     densify_size_thresh: float = 0.1
     reset_alpha_every: int = 0
     """Every this many refinement steps, reset the alpha; 0 never resets (SOG)."""
-
-
-def camera_to_viewmats(camera_to_worlds: torch.Tensor) -> torch.Tensor:
-    """nerfstudio (OpenGL) camera-to-world (C, 3, 4) -> OpenCV world-to-camera (C, 4, 4)."""
-    rot = camera_to_worlds[:, :3, :3] * torch.tensor([1.0, -1.0, -1.0], device=camera_to_worlds.device)
-    rot_inv = rot.transpose(1, 2)
-    viewmats = torch.zeros(camera_to_worlds.shape[0], 4, 4, device=camera_to_worlds.device, dtype=rot.dtype)
-    viewmats[:, :3, :3] = rot_inv
-    viewmats[:, :3, 3:4] = -rot_inv @ camera_to_worlds[:, :3, 3:4]
-    viewmats[:, 3, 3] = 1.0
-    return viewmats
-
-
-def splats_of(model: SplatfactoModel):
-    """The Gaussians of any splatfacto-family model as ``Splats`` (nerfstudio frame, detached, float32, CPU).
-
-    ``model.means`` is world space for both (ours decodes it from log space when stored so); ``shs_0`` is the DC
-    coefficient also when ``sh_degree`` is 0 and the model renders ``sigmoid(features_dc)``.
-    """
-    from splatpack.scene import Splats
-
-    with torch.no_grad():
-        return Splats(
-            means=model.means.detach().float().cpu(),
-            quats=model.quats.detach().float().cpu(),
-            log_scales=model.scales.detach().float().cpu(),
-            opacity_logits=model.opacities.detach().float().cpu().reshape(-1),
-            sh0=model.shs_0.detach().float().cpu()[:, None, :],
-            shN=model.shs_rest.detach().float().cpu(),
-        )
 
 
 def _local_lpips():
@@ -280,8 +250,6 @@ class SplatpackModel(SplatfactoModel):
         return callbacks
 
     def _export_after_training(self, pipeline, trainer, step):
-        from splatpack.nerfstudio.export import export_pipeline
-
         out_dir = Path(trainer.base_dir) / "splatpack_export"
         report = export_pipeline(
             pipeline, out_dir, formats=self.config.export_formats, sog_preset=self.config.export_sog_preset
