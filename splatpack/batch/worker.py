@@ -1,0 +1,169 @@
+"""What a Dask worker does with one task: run its command in a child process, put the output in place, record it.
+
+A child process per task keeps a crash, a leak or a thread pool of one task away from the worker and the other
+tasks, and makes the task exactly the command a user would type. The child is killed when its worker dies
+(Linux parent-death signal), so a lost worker leaves no process writing behind the retry's back; whatever it
+had written stays in the task's staging folder, which the next attempt clears.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from splatpack.batch.records import fingerprint, staging_dir, write_record
+from splatpack.batch.tasks import Task
+
+EVENT_TOPIC = "splatpack-batch"  # workers announce "task started" on it; the client's progress bar listens
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+_BOX = "│╭╮╰╯─┃━ "  # tyro draws its errors in boxes
+
+
+class TaskCrashed(Exception):
+    """The task's process was killed or crashed (signal, out of memory): worth retrying elsewhere."""
+
+
+def _parent_death_signal():
+    """A ``preexec_fn`` that has the kernel SIGKILL the child when the thread that started it dies (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).prctl  # resolved before fork
+    pr_set_pdeathsig = 1
+
+    def set_signal():
+        prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+    return set_signal
+
+
+def error_line(stderr: str) -> str:
+    """The one line that says what went wrong: splatpack's ``error:`` line, else the last line with words."""
+    lines = [ln.strip(_BOX) for ln in stderr.splitlines()]
+    lines = [ln for ln in lines if re.search(r"[A-Za-z0-9]", ln)]
+    for ln in reversed(lines):
+        if ln.startswith("splatpack: error: "):
+            return ln.removeprefix("splatpack: error: ")
+    return lines[-1] if lines else "failed without a message"
+
+
+def _environment(task: Task) -> dict:
+    env = dict(os.environ)
+    if task.threads is not None:
+        env.update({name: str(task.threads) for name in _THREAD_VARIABLES})
+    if task.gpu_per_worker:
+        from distributed import get_worker
+
+        env["CUDA_VISIBLE_DEVICES"] = str(get_worker().name)
+    return env
+
+
+def _announce(key: str) -> None:
+    try:
+        from distributed import get_worker
+
+        get_worker().log_event(EVENT_TOPIC, {"key": key, "state": "running"})
+    except ValueError:
+        pass  # not on a Dask worker (called directly)
+
+
+def _begin_attempt(folder) -> int:
+    """Clear what an earlier, interrupted attempt left in the task's staging folder; return this attempt's number."""
+    counter = folder / "attempts"
+    attempts = int(counter.read_text()) + 1 if counter.exists() else 1
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    counter.write_text(str(attempts))
+    return attempts
+
+
+def _compress_figures(task: Task, stdout: str) -> dict:
+    os.makedirs(task.output.parent, exist_ok=True)
+    os.replace(task.staged, task.output)  # same filesystem: the output appears complete or not at all
+    size = task.output.stat().st_size
+    found = re.search(r"([\d,]+) Gaussians", stdout)
+    gaussians = int(found.group(1).replace(",", "")) if found else None
+    return {
+        "bytes": size,
+        "input_bytes": task.source.stat().st_size,
+        "gaussians": gaussians,
+        "bytes_per_gaussian": size / gaussians if gaussians else None,
+    }
+
+
+def _train_figures(task: Task) -> dict:
+    """Size and held-out PSNR of the smallest file the method exported (its ``report.json``), if it exported."""
+    try:
+        report = json.loads((task.output / "splatpack_export" / "report.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    files = report.get("files", {})
+    smallest = min(files, key=lambda name: files[name]["bytes"], default=None)
+    gaussians = report.get("num_gaussians")
+    figures = {"gaussians": gaussians, "trained_psnr": report.get("trained_psnr"), "files": files}
+    if smallest is not None:
+        size = files[smallest]["bytes"]
+        figures.update(
+            file=smallest,
+            bytes=size,
+            bytes_per_gaussian=size / gaussians if gaussians else None,
+            psnr=files[smallest].get("psnr"),
+        )
+    return figures
+
+
+def run_task(task: Task, out_dir) -> dict:
+    """Run ``task`` and return its record (also written to ``OUT_DIR/.batch/records``).
+
+    A command that fails on its input (exit status 1 or 2: a bad file, a diverging run) gives a ``failed``
+    record with its one-line error and is not retried; a command killed by a signal raises ``TaskCrashed`` so
+    that Dask's ``retries`` run it again.
+    """
+    from pathlib import Path
+
+    out_dir = Path(out_dir)
+    _announce(task.key)
+    staging = staging_dir(out_dir) / task.key
+    attempts = _begin_attempt(staging)
+    inputs = fingerprint(task.source)
+    if task.kind == "train" and task.output.exists():
+        shutil.rmtree(task.output)  # an unfinished run of this task (it has no ok record, or we would not be here)
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, *task.argv],
+        env=_environment(task),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        preexec_fn=_parent_death_signal(),
+    )
+    seconds = time.perf_counter() - start
+    if proc.returncode < 0 or proc.returncode > 128:
+        raise TaskCrashed(f"{task.name}: the command was killed (status {proc.returncode}): {error_line(proc.stderr)}")
+    record = {
+        "key": task.key,
+        "kind": task.kind,
+        "name": task.name,
+        "source": str(task.source),
+        "output": str(task.output),
+        "options": task.options,
+        "inputs": inputs,
+        "attempts": attempts,
+        "seconds": seconds,
+        "finished_at": time.time(),
+    }
+    if proc.returncode == 0:
+        figures = _compress_figures(task, proc.stdout) if task.kind == "compress" else _train_figures(task)
+        record.update(status="ok", error=None, **figures)
+    else:
+        record.update(status="failed", error=error_line(proc.stderr))
+    write_record(out_dir, task.key, record)
+    shutil.rmtree(staging, ignore_errors=True)
+    return record
