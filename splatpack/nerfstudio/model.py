@@ -35,6 +35,7 @@ from splatpack.datasets.cameras import camera_to_viewmats
 from splatpack.nerfstudio import sog
 from splatpack.nerfstudio.convert import NEAR_PLANE, splats_of
 from splatpack.nerfstudio.export import export_pipeline
+from splatpack.train import ops
 
 # gsplat's DefaultStrategy resets opacities every ``reset_every`` steps; "never" is a step no run reaches.
 NEVER = 1 << 62
@@ -208,7 +209,7 @@ class SplatpackModel(SplatfactoModel):
             seed=self.config.seed + self.step,
             improvement_break=self.config.sort_improvement_break,
         ).reshape(-1)
-        sog.reorder_parameters(self.gauss_params, self.optimizers, self.strategy_state, keep[order.to(keep.device)])
+        ops.select(self.gauss_params, self.optimizers, self.strategy_state, keep[order.to(keep.device)])
 
     def _refines_at(self, step: int) -> bool:
         """Whether gsplat's DefaultStrategy grows/prunes Gaussians after this step (its own condition)."""

@@ -2,15 +2,15 @@
 
 - log-space positions: the optimised parameter is ``y = sign(x) log1p|x|`` (finer steps near the origin);
 - the square grid: keep the ``floor(sqrt N)^2`` most opaque Gaussians so every attribute is an ``s x s`` image;
-- the smoothness ("neighbour") loss: each raw attribute image is pulled towards a detached blur of itself;
-- reordering parameters together with their Adam moments and the densification statistics.
+- the smoothness ("neighbour") loss: each raw attribute image is pulled towards a detached blur of itself.
+
+Sorting reorders the parameters with ``splatpack.train.ops``, which moves the optimizer and strategy state too.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -90,36 +90,3 @@ def smoothness_loss(grids: Mapping[str, torch.Tensor], weights: Mapping[str, flo
     if loss is None:
         raise ValueError("smoothness loss needs at least one attribute with a positive weight")
     return loss
-
-
-@torch.no_grad()
-def reorder_parameters(
-    params: torch.nn.ParameterDict,
-    optimizers: Mapping[str, torch.optim.Optimizer],
-    strategy_state: dict[str, Any],
-    index: torch.Tensor,
-) -> None:
-    """Keep and reorder Gaussians by ``index`` in every parameter, its optimizer moments and the strategy state.
-
-    ``index`` may drop Gaussians (pruning to a square) and permute them (sorting) in one step.
-    """
-    n = next(iter(params.values())).shape[0]
-    for name in list(params.keys()):
-        old = params[name]
-        new = torch.nn.Parameter(old.detach()[index], requires_grad=old.requires_grad)
-        params[name] = new
-        opt = optimizers.get(name)
-        if opt is None:
-            continue
-        for group in opt.param_groups:
-            if any(p is old for p in group["params"]):
-                group["params"] = [new if p is old else p for p in group["params"]]
-        state = opt.state.pop(old, None)
-        if state is not None:
-            opt.state[new] = {
-                k: (v[index] if isinstance(v, torch.Tensor) and v.ndim > 0 and v.shape[0] == n else v)
-                for k, v in state.items()
-            }
-    for key, value in strategy_state.items():
-        if isinstance(value, torch.Tensor) and value.ndim > 0 and value.shape[0] == n:
-            strategy_state[key] = value[index]

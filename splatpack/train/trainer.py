@@ -21,6 +21,7 @@ from splatpack.datasets.cameras import CameraSet
 from splatpack.metrics import psnr, ssim
 from splatpack.render import render_splats
 from splatpack.scene import Splats, rgb_to_sh0
+from splatpack.train.ops import params_from_splats, splats_from_params
 
 
 @dataclasses.dataclass
@@ -82,17 +83,6 @@ def _photometric_loss(render: torch.Tensor, target: torch.Tensor, ssim_lambda: f
     return (1 - ssim_lambda) * l1 + ssim_lambda * (1 - s)
 
 
-# gsplat's densification strategy addresses parameters by its own names.
-_GSPLAT_NAMES = {
-    "means": "means",
-    "quats": "quats",
-    "log_scales": "scales",
-    "opacity_logits": "opacities",
-    "sh0": "sh0",
-    "shN": "shN",
-}
-
-
 def train(splats: Splats, cameras: CameraSet, cfg: TrainConfig, *, progress=None) -> Splats:
     """Optimise ``splats`` (copied, any SH degree padded to ``cfg.sh_degree``) on ``cameras``; returns the result.
 
@@ -106,8 +96,9 @@ def train(splats: Splats, cameras: CameraSet, cfg: TrainConfig, *, progress=None
     g = torch.Generator().manual_seed(cfg.seed)
     _, radius = scene_extent(cameras)
     start = splats.with_sh_degree(cfg.sh_degree)
+    # gsplat's densification strategy addresses parameters by its own names.
     params = torch.nn.ParameterDict(
-        {_GSPLAT_NAMES[f]: torch.nn.Parameter(getattr(start, f).detach().clone()) for f in Splats.FIELDS}
+        {name: torch.nn.Parameter(value.detach().clone()) for name, value in params_from_splats(start).items()}
     )
     lrs = {
         "means": cfg.lr_means * radius,
@@ -132,7 +123,7 @@ def train(splats: Splats, cameras: CameraSet, cfg: TrainConfig, *, progress=None
     for step in range(cfg.steps):
         degree = min(cfg.sh_degree, step // cfg.sh_interval)
         i = int(torch.randint(len(cameras.images), (1,), generator=g))
-        current = Splats(**{f: params[_GSPLAT_NAMES[f]] for f in Splats.FIELDS})
+        current = splats_from_params(params)
         out = render_splats(
             current, cameras.viewmats[i : i + 1], cameras.Ks[i : i + 1], cameras.width, cameras.height, sh_degree=degree
         )
@@ -149,7 +140,7 @@ def train(splats: Splats, cameras: CameraSet, cfg: TrainConfig, *, progress=None
         optimizers["means"].param_groups[0]["lr"] *= decay
         if progress is not None:
             progress(step, loss.item(), len(params["means"]))
-    return Splats(**{f: params[_GSPLAT_NAMES[f]].detach() for f in Splats.FIELDS})
+    return splats_from_params(params).detach()
 
 
 @torch.no_grad()
