@@ -22,7 +22,7 @@ import torch
 
 from splatpack.io.atomic import atomic_output
 from splatpack.scene import Splats
-from splatpack.sort import FAST_PLAS, PAPER_PLAS, grid_order, sort_key
+from splatpack.sort import FAST_PLAS, PAPER_PLAS, grid_order, self_organizing_key
 from splatpack.sort.quality import neighbour_distance, vad
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sort.json"
@@ -49,7 +49,7 @@ def structured_scene(n: int, seed: int) -> Splats:
 
 
 def measure(side: int, seed: int, paper: bool) -> dict:
-    key = sort_key(structured_scene(side * side, seed))
+    key = self_organizing_key(structured_scene(side * side, seed))
     row = {
         "side": side,
         "gaussians": side * side,

@@ -129,10 +129,6 @@ class Splats:
         return self.means.shape[0]
 
     @property
-    def num(self) -> int:
-        return len(self)
-
-    @property
     def sh_degree(self) -> int:
         return sh_degree_for_rest_count(self.shN.shape[1])
 

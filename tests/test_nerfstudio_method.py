@@ -17,7 +17,7 @@ import torch
 
 pytest.importorskip("nerfstudio")
 
-from splatpack.nerfstudio import sog  # noqa: E402
+from splatpack.nerfstudio import self_organizing  # noqa: E402
 from splatpack.sort.quality import neighbour_distance  # noqa: E402
 
 ITERATIONS = 60
@@ -100,13 +100,13 @@ def test_training_raises_heldout_psnr(trained):
 def test_grid_stays_square_and_sorted(trained):
     model = trained.pipeline.model
     n = model.num_points
-    assert sog.grid_side(n) ** 2 == n
+    assert self_organizing.grid_side(n) ** 2 == n
     assert n != 4000  # the 4000-point seed cloud was squared
     # Sorted neighbours are close in space; a random arrangement of the same Gaussians is not.
     means = model.means.detach()
-    sorted_dist = neighbour_distance(sog.as_grid(means))
+    sorted_dist = neighbour_distance(self_organizing.as_grid(means))
     shuffled = means[torch.randperm(n, generator=torch.Generator().manual_seed(0))]
-    assert sorted_dist < 0.5 * neighbour_distance(sog.as_grid(shuffled))
+    assert sorted_dist < 0.5 * neighbour_distance(self_organizing.as_grid(shuffled))
 
 
 def test_smoothness_loss_smooths_the_grids(trained, trained_without_smoothness):
@@ -370,7 +370,7 @@ def test_colmap_data_trains_and_exports_onto_the_colmap_points(demo_scene, tmp_p
     assert type(cfg.pipeline.datamanager.dataparser).__name__ == "ColmapDataParserConfig"
     trainer = _train(cfg)
     points = read_points3d_binary(demo_scene / "colmap" / "sparse" / "0" / "points3D.bin").xyz
-    assert trainer.pipeline.model.num_points == sog.grid_side(len(points)) ** 2  # the seed cloud, squared
+    assert trainer.pipeline.model.num_points == self_organizing.grid_side(len(points)) ** 2  # the seed cloud, squared
     exported = io.read(Path(trainer.base_dir) / "splatpack_export" / "scene.ply")
     # Ten steps barely move the Gaussians: in the COLMAP frame they still sit on the points they came from.
     dist, _ = cKDTree(points).query(exported.means.numpy())
@@ -406,7 +406,7 @@ def test_instant_ngp_transforms_train(shared_data, tmp_path):
     trainer = _train(cfg)
     dm = trainer.pipeline.datamanager
     assert len(dm.train_dataset) + len(dm.eval_dataset) == 50 and len(dm.eval_dataset) == 7
-    assert trainer.pipeline.model.num_points == sog.grid_side(5000) ** 2
+    assert trainer.pipeline.model.num_points == self_organizing.grid_side(5000) ** 2
     metrics = trainer.pipeline.get_average_eval_image_metrics()
     assert 5.0 < metrics["psnr"] < 60.0, metrics  # a real image comparison happened, at the 68x120 views
 

@@ -9,9 +9,9 @@ import torch
 
 from splatpack.errors import SplatpackError
 from splatpack.scene import Splats
-from splatpack.sort import grid_order, sort_key
+from splatpack.sort import grid_order, self_organizing_key
 from splatpack.sort.morton import morton_codes, morton_order
-from splatpack.sort.plas import blur_grid, plas_sort, radius_schedule
+from splatpack.sort.plas import plas_sort, radius_blur, radius_schedule
 from splatpack.sort.quality import neighbour_distance, vad
 
 
@@ -108,7 +108,7 @@ def test_grid_order_plas_beats_morton_and_random_on_a_structured_scene():
         torch.stack([t, 1 - t, t * t], 1)[:, None, :],
         scene.shN,
     )
-    key = sort_key(scene)
+    key = self_organizing_key(scene)
     scores = {}
     for method in ("plas", "morton", "none"):
         order, width = grid_order(scene, method)
@@ -117,10 +117,10 @@ def test_grid_order_plas_beats_morton_and_random_on_a_structured_scene():
     assert scores["plas"] < scores["morton"] < scores["none"] / 2
 
 
-def test_sort_key_standardises_each_attribute_as_a_whole():
+def test_self_organizing_key_standardises_each_attribute_as_a_whole():
     scene = Splats.random(500, sh_degree=1, seed=3)
     scene.means[:, 0] *= 10  # one channel wider than the others: not rescaled per channel
-    key = sort_key(scene)
+    key = self_organizing_key(scene)
     assert key.shape == (500, 9)
     for block in (key[:, 0:3], key[:, 3:6], key[:, 6:9]):
         assert abs(float(block.mean())) < 1e-5
@@ -129,11 +129,11 @@ def test_sort_key_standardises_each_attribute_as_a_whole():
     # Activated scale, not log-scale: the z-scores follow exp(log_scales).
     s = scene.scales
     assert torch.allclose(key[:, 6:9], (s - s.mean()) / s.std(unbiased=False), atol=1e-5)
-    weighted = sort_key(scene, {"xyz": 2.0, "opacity": 1.0, "rotation": 0.0})
+    weighted = self_organizing_key(scene, {"xyz": 2.0, "opacity": 1.0, "rotation": 0.0})
     assert weighted.shape == (500, 4)
     assert float(weighted[:, :3].std(unbiased=False)) == pytest.approx(2.0, rel=1e-5)
     with pytest.raises(SplatpackError):
-        sort_key(scene, {"colour": 1.0})
+        self_organizing_key(scene, {"colour": 1.0})
 
 
 def test_quality_measures_on_hand_computed_grids():
@@ -161,4 +161,4 @@ def test_blur_is_a_gaussian_with_circular_x_and_reflect_y_borders(size):
     rows = torch.cat([torch.arange(half, 0, -1), torch.arange(16), torch.arange(14, 14 - half, -1)])
     py = bx[:, rows]
     expected = sum(w[j] * py[:, j : j + 16] for j in range(size))
-    assert torch.allclose(blur_grid(grid, size, size).double(), expected, atol=1e-5)
+    assert torch.allclose(radius_blur(grid, size, size).double(), expected, atol=1e-5)

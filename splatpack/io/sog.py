@@ -627,11 +627,11 @@ def kmeans_palette(x: np.ndarray, k: int, iterations: int = 10, seed: int = 0) -
     return centroids[:first].numpy(), labels.numpy()
 
 
-def sort_key(splats: Splats) -> torch.Tensor:
+def texture_key(splats: Splats) -> torch.Tensor:
     """(N, 9) grid-sort key in the domain the textures store: log-transformed centres, log scales and DC
-    colour, each channel z-scored. Centres weigh 12x: the high-byte position texture is the one a grid that
-    neglects position hurts most. Measured whole-file sizes (weights 3 / 6 / 12 / 20 / 40): biker 1,949,020 /
-    1,936,498 / 1,930,016 / 1,934,460 / 1,939,662 B; on a trained SH-3 scene 12 costs 0.5 % against 3."""
+    colour, each channel z-scored (unlike ``splatpack.sort.self_organizing_key``, which sorts activated values
+    standardised per attribute). Centres weigh 12x: the high-byte position texture is the one a grid that
+    neglects position hurts most (the weight's size sweep: BENCHMARKS.md, "Sort keys")."""
     means = torch.sign(splats.means) * torch.log1p(splats.means.abs())
     key = torch.cat([means, splats.log_scales, splats.sh0[:, 0]], dim=1).to(torch.float32)
     key = (key - key.mean(0)) / key.std(0, correction=0).clamp_min(1e-12)
@@ -727,7 +727,7 @@ def encode(
 
     from splatpack.sort import grid_order
 
-    order, grid_width = grid_order(sort_key(splats), sort, width=width, seed=seed)
+    order, grid_width = grid_order(texture_key(splats), sort, width=width, seed=seed)
     order = np.asarray(order, dtype=np.int64)
     if grid_width != width:
         width, height = grid_width, math.ceil(n / grid_width / 4) * 4

@@ -32,7 +32,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from pytorch_msssim import SSIM
 
 from splatpack.datasets.cameras import camera_to_viewmats
-from splatpack.nerfstudio import sog
+from splatpack.nerfstudio import self_organizing
 from splatpack.nerfstudio.convert import NEAR_PLANE, splats_of
 from splatpack.nerfstudio.export import export_pipeline
 from splatpack.train import ops
@@ -126,7 +126,7 @@ class SplatpackModel(SplatfactoModel):
         features_rest = torch.zeros(n, dim_sh - 1, 3)
         opacities = torch.logit(0.1 * torch.ones(n, 1))
         if cfg.log_positions:
-            means = sog.log_encode(means)
+            means = self_organizing.log_encode(means)
         self.gauss_params = torch.nn.ParameterDict(
             {
                 "means": torch.nn.Parameter(means),
@@ -186,24 +186,24 @@ class SplatpackModel(SplatfactoModel):
     def means(self):
         """World-space centres (decoded from log space when ``log_positions``)."""
         raw = self.gauss_params["means"]
-        return sog.log_decode(raw) if self.config.log_positions else raw
+        return self_organizing.log_decode(raw) if self.config.log_positions else raw
 
     def grid(self, name: str) -> torch.Tensor:
         """The raw parameter ``name`` as its (s, s, C) grid image."""
-        return sog.as_grid(self.gauss_params[name])
+        return self_organizing.as_grid(self.gauss_params[name])
 
     # ------------------------------------------------------------------ Self-Organizing grid
 
     @torch.no_grad()
     def square_and_sort(self) -> None:
         """Drop the least opaque Gaussians down to a square count, then PLAS-sort them into the grid."""
-        from splatpack.sort import sort_key
+        from splatpack.sort import self_organizing_key
         from splatpack.sort.plas import plas_sort
 
-        keep = sog.square_keep_indices(self.gauss_params["opacities"].detach().reshape(-1))
+        keep = self_organizing.square_keep_indices(self.gauss_params["opacities"].detach().reshape(-1))
         splats = splats_of(self)[keep.cpu()]
-        s = sog.grid_side(len(splats))
-        key = sort_key(splats, self.config.sort_weights)
+        s = self_organizing.grid_side(len(splats))
+        key = self_organizing_key(splats, self.config.sort_weights)
         order = plas_sort(
             key.reshape(s, s, -1),
             seed=self.config.seed + self.step,
@@ -227,11 +227,11 @@ class SplatpackModel(SplatfactoModel):
         means = self.gauss_params["means"]
         if refines and self.config.log_positions:
             # Splitting samples new centres around world positions: hand the strategy world-space means.
-            means.data = sog.log_decode(means.data)
+            means.data = self_organizing.log_decode(means.data)
         super().step_post_backward(step)
         if refines and self.config.log_positions:
             means = self.gauss_params["means"]
-            means.data = sog.log_encode(means.data)
+            means.data = self_organizing.log_encode(means.data)
         cfg = self.config
         if cfg.sog_grid and (refines or (step > cfg.warmup_length and step % cfg.sort_every == 0)):
             self.square_and_sort()
@@ -339,7 +339,7 @@ class SplatpackModel(SplatfactoModel):
         loss_dict = super().get_loss_dict(outputs, batch, metrics_dict)
         if self.training and self.config.smoothness_lambda > 0:
             grids = {name: self.grid(name) for name in self.config.smoothness_weights}
-            loss_dict["sog_smoothness"] = self.config.smoothness_lambda * sog.smoothness_loss(
+            loss_dict["sog_smoothness"] = self.config.smoothness_lambda * self_organizing.smoothness_loss(
                 grids, self.config.smoothness_weights
             )
         return loss_dict

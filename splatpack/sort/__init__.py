@@ -1,6 +1,8 @@
 """Orders that put similar Gaussians next to each other in a 2-D grid (for image-codec formats such as SOG).
 
-``sort_key`` builds SOG's sort key, ``grid_order`` turns a scene (or a key) into a grid layout with PLAS or
+``self_organizing_key`` builds the Self-Organizing Gaussians paper's sort key (activated attributes, each
+standardised as a whole, weighted per attribute; the SOG file writer uses its own texture-domain key,
+``splatpack.io.sog.texture_key``), ``grid_order`` turns a scene (or a key) into a grid layout with PLAS or
 Morton order; ``plas``, ``morton`` and ``quality`` hold the algorithms and the measures.
 """
 
@@ -15,7 +17,15 @@ from splatpack.scene import Splats
 from splatpack.sort.morton import morton_codes_2d, morton_order
 from splatpack.sort.plas import plas_sort
 
-__all__ = ["sort_key", "grid_order", "plas_sort", "morton_order", "DEFAULT_WEIGHTS", "FAST_PLAS", "PAPER_PLAS"]
+__all__ = [
+    "self_organizing_key",
+    "grid_order",
+    "plas_sort",
+    "morton_order",
+    "DEFAULT_WEIGHTS",
+    "FAST_PLAS",
+    "PAPER_PLAS",
+]
 
 # SOG's sorting weights (config ours_q_sh_local_test.yaml): position, DC colour and scale; the rest off.
 DEFAULT_WEIGHTS = {
@@ -27,9 +37,8 @@ DEFAULT_WEIGHTS = {
     "rotation": 0.0,
 }
 
-# PLAS schedule for file compression: the paper's (decay 0.95, break 1e-4) sorts 1M Gaussians in ~8-14 min on a
-# 2-core CPU; this one in ~2 min. Measured on bench/sort.py's scene (neighbour distance, lower is better):
-# 256^2 paper 0.772 / fast 0.851 / Morton 1.641; 1024^2 paper 0.534 / fast 0.589 / Morton 1.716.
+# PLAS schedules: FAST_PLAS for file compression (~6x faster than the paper's, ~10 % higher neighbour distance;
+# figures in BENCHMARKS.md, PLAS).
 FAST_PLAS = {"radius_decay": 0.8, "improvement_break": 1e-3}
 PAPER_PLAS = {"radius_decay": 0.95, "improvement_break": 1e-4}
 
@@ -50,8 +59,9 @@ def _standardise(t: torch.Tensor) -> torch.Tensor:
     return (t - t.mean()) / (std if std > 0 else 1.0)
 
 
-def sort_key(splats: Splats, weights: dict | None = None) -> torch.Tensor:
-    """(N, D) float32 key: concat over attributes of ``w_k * z(activated attr_k)``, zero-weight ones left out."""
+def self_organizing_key(splats: Splats, weights: dict | None = None) -> torch.Tensor:
+    """(N, D) float32 key: concat over attributes of ``w_k * z(activated attr_k)``, zero-weight ones left out;
+    ``z`` standardises each attribute as a whole, so an attribute's channels keep their relative spread."""
     weights = DEFAULT_WEIGHTS if weights is None else weights
     unknown = sorted(set(weights) - set(_ACTIVATED))
     if unknown:
@@ -101,7 +111,7 @@ def grid_order(
     if isinstance(splats_or_key, Splats) and len(splats_or_key) < 2:
         return torch.arange(len(splats_or_key), device=splats_or_key.device), 1
     if isinstance(splats_or_key, Splats):
-        key, positions = sort_key(splats_or_key), splats_or_key.means
+        key, positions = self_organizing_key(splats_or_key), splats_or_key.means
     elif isinstance(splats_or_key, torch.Tensor) and splats_or_key.ndim == 2:
         key, positions = splats_or_key, splats_or_key[:, :3]
     else:

@@ -80,8 +80,9 @@ def _blur_last_dim(x: torch.Tensor, size: int, circular: bool) -> torch.Tensor:
     return out if circular else out[..., half : half + n]
 
 
-def blur_grid(grid_chw: torch.Tensor, size_x: int, size_y: int) -> torch.Tensor:
-    """Separable blur of a (C, H, W) grid: circular in x, reflect in y (1-D data wraps into the rectangle)."""
+def radius_blur(grid_chw: torch.Tensor, size_x: int, size_y: int) -> torch.Tensor:
+    """PLAS's target: separable Gaussian blur of a (C, H, W) grid whose kernel (and sigma) grow with the sorting
+    radius, circular in x, reflect in y (1-D data wraps into the rectangle)."""
     blurred = _blur_last_dim(grid_chw, size_x, circular=True)
     blurred = _blur_last_dim(blurred.transpose(1, 2), size_y, circular=False)
     return blurred.transpose(1, 2)
@@ -120,7 +121,7 @@ class _Sorter:
         size = int(2 * radius + 1)
         size_x, size_y = min(w - 1, size), min(h - 1, size)
         chw = self.values.reshape(h, w, c).permute(2, 0, 1)
-        target = blur_grid(chw, size_x, size_y).permute(1, 2, 0).reshape(h * w, c).contiguous()
+        target = radius_blur(chw, size_x, size_y).permute(1, 2, 0).reshape(h * w, c).contiguous()
         block = max(_even(min_block_size), 2)
         tile_w = min(_even(w), max(block, _even(min(size_x + 1, w))))
         tile_h = min(_even(h), max(block, _even(min(size_y + 1, h))))

@@ -1,4 +1,6 @@
-"""Self-Organizing Gaussian grids (Morgenstern et al., ECCV 2024): the pieces independent of nerfstudio.
+"""Self-Organizing Gaussian grids (Morgenstern et al., ECCV 2024): the training pieces independent of nerfstudio.
+
+(Not the SOG file format: PlayCanvas's ``.sog`` container is ``splatpack.io.sog``.)
 
 - log-space positions: the optimised parameter is ``y = sign(x) log1p|x|`` (finer steps near the origin);
 - the square grid: keep the ``floor(sqrt N)^2`` most opaque Gaussians so every attribute is an ``s x s`` image;
@@ -60,10 +62,12 @@ def _gaussian_taps(device, dtype) -> torch.Tensor:
     return taps / taps.sum()
 
 
-def blur_grid(grid: torch.Tensor) -> torch.Tensor:
-    """Separable 5-tap Gaussian blur of an (s, s, C) image: circular in x (columns), reflect in y (rows).
+def smoothness_blur(grid: torch.Tensor) -> torch.Tensor:
+    """The smoothness loss's target: the paper's fixed separable 5-tap Gaussian blur (sigma 3) of an (s, s, C)
+    image, circular in x (columns), reflect in y (rows).
 
-    Circular x lets the row-major 1-D order wrap from one row end into the next row's start.
+    Circular x lets the row-major 1-D order wrap from one row end into the next row's start. (PLAS's own blur,
+    ``splatpack.sort.plas.radius_blur``, widens with the sorting radius instead.)
     """
     s, _, c = grid.shape
     img = grid.permute(2, 0, 1)[None]  # (1, C, s, s)
@@ -85,7 +89,7 @@ def smoothness_loss(grids: Mapping[str, torch.Tensor], weights: Mapping[str, flo
         if w <= 0:
             continue
         g = grids[name]
-        term = (w / total) * F.huber_loss(g, blur_grid(g.detach()), delta=1.0)
+        term = (w / total) * F.huber_loss(g, smoothness_blur(g.detach()), delta=1.0)
         loss = term if loss is None else loss + term
     if loss is None:
         raise ValueError("smoothness loss needs at least one attribute with a positive weight")
