@@ -31,7 +31,7 @@ setup(
     long_description=Path("README.md").read_text() if Path("README.md").exists() else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["splatpack", "splatpack.*", "viewer", "viewer.*", "cuda", "cuda.*"]),
+    packages=find_packages(include=["splatpack", "splatpack.*", "viewer", "viewer.*"]),
     cmdclass={"build_py": BuildWithPth},
     install_requires=[
         "torch>=2.4",

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import viser
 
-from splatpack.commands._common import human_bytes
 from splatpack.errors import SplatpackError
 from splatpack.io.atomic import atomic_output
+from splatpack.io.files import human_bytes
 from viewer.gaussians import CameraPose, base_rgbs, budget_indices, covariances, initial_camera, opacities
 from viewer.loading import LoadedScene, load_upload
 from viewer.shading import view_rgbs

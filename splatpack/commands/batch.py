@@ -59,7 +59,7 @@ def _execute(tasks, out_dir: Path, opts: _Cluster, *, gpus: int = 0, train: bool
 def _table(summary: dict):
     from rich.table import Table
 
-    from splatpack.commands._common import human_bytes
+    from splatpack.io.files import human_bytes
 
     c = summary["counts"]
     table = Table(

@@ -22,8 +22,7 @@ class Command:
         from rich.console import Console
 
         import splatpack.io as sio
-        from splatpack.commands._common import human_bytes
-        from splatpack.io.files import path_size
+        from splatpack.io.files import human_bytes, path_size
 
         console = Console(stderr=True)
         start = time.perf_counter()

@@ -33,7 +33,7 @@ class Command:
         from nerfstudio.models.splatfacto import SplatfactoModel
         from nerfstudio.utils.eval_utils import eval_setup
 
-        from splatpack.commands._common import human_bytes
+        from splatpack.io.files import human_bytes
         from splatpack.nerfstudio.export import export_pipeline  # the package allowlists checkpoint contents
         from splatpack.nerfstudio.splatfacto_cpu import splatfacto_on_cpu
 

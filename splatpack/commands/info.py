@@ -23,8 +23,7 @@ class Command:
         from rich.table import Table
 
         import splatpack.io as sio
-        from splatpack.commands._common import human_bytes
-        from splatpack.io.files import path_size
+        from splatpack.io.files import human_bytes, path_size
 
         fmt = sio.detect_format(self.file)
         module = sio.format_module(fmt)
