@@ -26,27 +26,20 @@ Prints one table per input and writes all rows plus metadata to ``--out`` (bench
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.spatial import cKDTree
+from _report import ROOT, Column, print_table, utc_now, write_results
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from splatpack.io import ply, read  # noqa: E402
-from splatpack.metrics import psnr, ssim  # noqa: E402
-from splatpack.render import render_splats  # noqa: E402
-from splatpack.scene import Splats  # noqa: E402
+from splatpack.evaluation import Views, attribute_errors, render_views, score
+from splatpack.io import ply, read
+from splatpack.render.cameras import pinhole, sphere_cameras
+from splatpack.scene import Splats
 
 PEER = ROOT / ".cache" / "node" / "node_modules" / ".bin" / "splat-transform"
 OURS = ROOT / ".venv" / "bin" / "splatpack"
@@ -135,69 +128,44 @@ def encodings(src: Path, d: Path, sort: str) -> list[tuple[str, str, Path, list[
 # ---------------------------------------------------------------------------------------------- fidelity
 
 
-def attribute_errors(src: Splats, decoded: Splats) -> dict[str, float]:
-    """Max and mean absolute error per attribute, each original Gaussian matched to the nearest decoded centre."""
-    _, idx = cKDTree(decoded.means.numpy()).query(src.means.numpy(), workers=-1)
-    d = decoded[torch.from_numpy(idx)]
-    dot = (d.unit_quats * src.unit_quats).sum(1).abs().clamp(max=1)
-    diffs = {
-        "means": (d.means - src.means).abs(),
-        "quat_deg": torch.rad2deg(2 * torch.acos(dot)),
-        "log_scales": (d.log_scales - src.log_scales).abs(),
-        "opacity": (d.opacities - src.opacities).abs(),
-        "sh0": (d.sh0 - src.sh0).abs(),
-    }
-    if src.shN.shape[1]:
-        # A format that drops the higher bands (.splat) decodes them as zeros.
-        shN = d.shN if d.shN.shape[1] == src.shN.shape[1] else torch.zeros_like(src.shN)
-        diffs["shN"] = (shN - src.shN).abs()
-    out = {}
-    for name, e in diffs.items():
-        out[f"{name}_max"] = float(e.max())
-        out[f"{name}_mean"] = float(e.double().mean())
-    return out
-
-
-def cameras(scene: Splats, views: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``views`` OpenCV world-to-camera matrices on a Fibonacci sphere around the robust centre, looking at it."""
+def cameras(scene: Splats, views: int, size: int) -> Views:
+    """``views`` cameras on a Fibonacci sphere around the robust centre, looking at it, 60 degree field of view."""
     lo, hi = np.percentile(scene.means.numpy(), [2, 98], axis=0)
-    centre = torch.tensor((lo + hi) / 2, dtype=torch.float32)
     radius = float(np.linalg.norm(hi - lo) / 2)
     distance = 1.1 * radius / math.sin(math.radians(30))  # the percentile box's sphere fits the 60 degree view
-    i = torch.arange(views, dtype=torch.float32) + 0.5
-    z = 1 - 2 * i / views
-    phi = i * math.pi * (3 - math.sqrt(5))
-    dirs = torch.stack([torch.sqrt(1 - z**2) * torch.cos(phi), torch.sqrt(1 - z**2) * torch.sin(phi), z], 1)
-    viewmats = []
-    for direction in dirs:
-        eye = centre + distance * direction
-        forward = -direction
-        # Any up vector not parallel to the view direction gives a valid frame; pick the least aligned axis.
-        up = torch.eye(3)[int(forward.abs().argmin())]
-        right = torch.nn.functional.normalize(torch.linalg.cross(forward, up), dim=0)
-        down = torch.linalg.cross(forward, right)
-        r = torch.stack([right, down, forward])  # rows: camera x (right), y (down), z (forward) in world
-        m = torch.eye(4)
-        m[:3, :3] = r
-        m[:3, 3] = -r @ eye
-        viewmats.append(m)
-    f = 0.5 * size / math.tan(math.radians(30))
-    K = torch.tensor([[f, 0, size / 2], [0, f, size / 2], [0, 0, 1.0]])
-    return torch.stack(viewmats), K.expand(views, 3, 3).contiguous()
-
-
-@torch.no_grad()
-def render_all(scene: Splats, viewmats: torch.Tensor, Ks: torch.Tensor, size: int, batch: int) -> torch.Tensor:
-    return torch.cat([
-        render_splats(scene, viewmats[i : i + batch], Ks[i : i + batch], size, size, backend="torch").rgb
-        for i in range(0, len(viewmats), batch)
-    ])  # fmt: skip
+    return Views(sphere_cameras((lo + hi) / 2, distance, views), pinhole(size, size, 60, views), [(size, size)] * views)
 
 
 # ---------------------------------------------------------------------------------------------- report
 
 
-def print_table(name: str, info: dict, rows: list[dict]) -> None:
+COLUMNS = [
+    Column("format", "format"),
+    Column("writer", "writer"),
+    Column("bytes", "bytes", ","),
+    Column("B/G", "bytes_per_gaussian", ".2f"),
+    Column("ratio", "ratio_vs_ply", ".2f"),
+    Column("enc s", "encode_s", ".2f"),
+    Column("enc MB", "encode_peak_mb", ".0f"),
+    Column("dec s", "decompress_s", ".2f"),
+    Column("dec MB", "decompress_peak_mb", ".0f"),
+    Column("PSNR", "psnr", ".2f"),
+    Column("SSIM", "ssim", ".4f"),
+    *(
+        Column(header, lambda r, k=key: r["errors"].get(k, 0), fmt)
+        for header, key, fmt in (
+            ("pos max", "means_max", ".2e"),
+            ("pos mean", "means_mean", ".2e"),
+            ("sh0 mean", "sh0_mean", ".2e"),
+            ("shN mean", "shN_mean", ".2e"),
+            ("opa mean", "opacity_mean", ".2e"),
+            ("rot° mean", "quat_deg_mean", ".3f"),
+        )
+    ),
+]
+
+
+def print_input_table(name: str, info: dict, rows: list[dict]) -> None:
     print(
         f"\n== {name}: {info['description']} — {info['gaussians']:,} Gaussians, SH {info['sh_degree']}, "
         f"PLY {info['ply_bytes']:,} B; renders {info['views']} views at {info['size']} px (PSNR/SSIM vs original)"
@@ -206,23 +174,10 @@ def print_table(name: str, info: dict, rows: list[dict]) -> None:
     print(
         "   enc/dec MB = peak resident memory of that subprocess; dec s = `decompress` to PLY by the writer's own tool"
     )
-    head = (
-        f"{'format':<13}{'writer':<17}{'bytes':>12}{'B/G':>8}{'ratio':>8}{'enc s':>8}{'enc MB':>8}"
-        f"{'dec s':>7}{'dec MB':>8}{'PSNR':>8}{'SSIM':>8}"
-    )
-    head += f"{'pos max':>10}{'pos mean':>10}{'sh0 mean':>10}{'shN mean':>10}{'opa mean':>10}{'rot° mean':>10}"
-    print(head)
     for r in rows:
         if "timed_out_s" in r:
-            print(f"{r['format']:<13}{r['writer']:<17}  encode gave up after {r['timed_out_s']:.0f} s")
-            continue
-        e = r["errors"]
-        print(
-            f"{r['format']:<13}{r['writer']:<17}{r['bytes']:>12,}{r['bytes_per_gaussian']:>8.2f}{r['ratio_vs_ply']:>8.2f}"
-            f"{r['encode_s']:>8.2f}{r['encode_peak_mb']:>8.0f}{r['decompress_s']:>7.2f}{r['decompress_peak_mb']:>8.0f}{r['psnr']:>8.2f}{r['ssim']:>8.4f}"
-            f"{e['means_max']:>10.2e}{e['means_mean']:>10.2e}{e['sh0_mean']:>10.2e}{e.get('shN_mean', 0):>10.2e}"
-            f"{e['opacity_mean']:>10.2e}{e['quat_deg_mean']:>10.3f}"
-        )
+            print(f"   {r['format']} / {r['writer']}: encode gave up after {r['timed_out_s']:.0f} s")
+    print_table([r for r in rows if "timed_out_s" not in r], COLUMNS)
 
 
 def run_input(name: str, args, tmp: Path) -> dict | None:
@@ -236,15 +191,15 @@ def run_input(name: str, args, tmp: Path) -> dict | None:
     ply.write(scene, src)
     size = min(args.size, BIG_SIZE) if len(scene) > 500_000 else args.size
     batch = 2 if len(scene) > 500_000 else 4
-    viewmats, Ks = cameras(scene, args.views, size)
+    views = cameras(scene, args.views, size)
     t = time.perf_counter()
-    reference = render_all(scene, viewmats, Ks, size, batch)
+    reference = render_views(scene, views, batch=batch, backend="torch")
     render_s = time.perf_counter() - t
     info = {
         "description": description, "gaussians": len(scene), "sh_degree": scene.sh_degree,
         "ply_bytes": src.stat().st_size, "views": args.views, "size": size, "sort": args.sort,
         "reference_render_s": round(render_s, 2),
-        "reference_mean_alpha_coverage": float((reference.sum(-1) > 0).float().mean()),
+        "reference_mean_alpha_coverage": float((torch.stack(reference).sum(-1) > 0).float().mean()),
     }  # fmt: skip
     print(
         f"[{name}] reference renders: {render_s:.1f} s, {info['reference_mean_alpha_coverage']:.0%} of pixels covered",
@@ -267,7 +222,7 @@ def run_input(name: str, args, tmp: Path) -> dict | None:
         t = time.perf_counter()
         decoded = read(out)
         decode_s = time.perf_counter() - t
-        images = render_all(decoded, viewmats, Ks, size, batch)
+        quality = score(render_views(decoded, views, batch=batch, backend="torch"), reference)
         nbytes = out.stat().st_size
         rows.append({
             "format": fmt, "writer": writer,
@@ -276,13 +231,13 @@ def run_input(name: str, args, tmp: Path) -> dict | None:
             "encode_s": round(encode_s, 2), "encode_peak_mb": round(encode_mb, 1),
             "decompress_s": round(decompress_s, 2), "decompress_peak_mb": round(decompress_mb, 1),
             "decode_s": round(decode_s, 2), "decoded_gaussians": len(decoded),
-            "psnr": psnr(images, reference), "ssim": ssim(images, reference),
+            **quality,
             "errors": attribute_errors(scene, decoded),
         })  # fmt: skip
         print(
             f"[{name}] {fmt} / {writer}: {nbytes:,} B, encode {encode_s:.1f} s, PSNR {rows[-1]['psnr']:.2f}", flush=True
         )
-    print_table(name, info, rows)
+    print_input_table(name, info, rows)
     return {"input": info, "rows": rows}
 
 
@@ -315,24 +270,14 @@ def main() -> None:
         if not tool.exists():
             raise SystemExit(f"{tool} is missing (npm peers: run the SPZ/SOG tests once; ours: pip install -e .)")
 
-    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    started = utc_now()
     results = []
     with tempfile.TemporaryDirectory(dir=ROOT / ".cache") as tmp:
         for name in args.inputs.split(","):
             r = run_input(name.strip(), args, Path(tmp))
             if r is not None:
                 results.append(r)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "started": started, "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-        "argv": sys.argv[1:],
-        "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg(), "python": platform.python_version(),
-                    "torch": torch.__version__, "platform": platform.platform(), "node": platform.node()},
-        "peer": "splat-transform 3.7.0",
-        "results": results,
-    }, indent=2) + "\n")  # fmt: skip
-    print(f"\nwrote {out}")
+    write_results(args.out, {"peer": "splat-transform 3.7.0", "results": results}, started=started)
 
 
 if __name__ == "__main__":

@@ -10,17 +10,16 @@ Prints a table and writes bench/results/train_demo.json.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
 from pathlib import Path
 
-import torch
+from _report import Column, print_table, write_results
 
 from splatpack.datasets.demo_scene import generate_demo_scene
 from splatpack.datasets.seed_points import load_seed_points
 from splatpack.datasets.transforms import load_transforms
-from splatpack.train.trainer import TrainConfig, evaluate, init_from_points, random_init, train
+from splatpack.evaluation import Views, evaluate
+from splatpack.train.trainer import TrainConfig, init_from_points, random_init, train
 
 
 def main() -> None:
@@ -34,6 +33,7 @@ def main() -> None:
     scene = generate_demo_scene(args.scene)
     train_set = load_transforms(scene / "transforms.json", split="train")
     test_set = load_transforms(scene / "transforms.json", split="test")
+    heldout = Views.of_cameras(test_set)
     points, colours = load_seed_points(scene)
     runs = {
         "random init, fixed count": (random_init(train_set, args.random_gaussians, 1, seed=0), False),
@@ -41,11 +41,11 @@ def main() -> None:
     }
     rows = []
     for name, (init, densify) in runs.items():
-        before = evaluate(init, test_set)
+        before = evaluate(init, heldout)
         start = time.perf_counter()
         result = train(init, train_set, TrainConfig(steps=args.steps, densify=densify))
         seconds = time.perf_counter() - start
-        after = evaluate(result, test_set)
+        after = evaluate(result, heldout)
         rows.append(
             {
                 "run": name,
@@ -59,26 +59,26 @@ def main() -> None:
                 "seconds_per_step": seconds / args.steps,
             }
         )
-    print(
-        f"{'run':30s} {'steps':>5s} {'N start':>8s} {'N end':>7s} {'PSNR0':>6s} {'PSNR':>6s} "
-        f"{'SSIM':>6s} {'s/step':>7s}"
+    print_table(
+        rows,
+        [
+            Column("run", "run"),
+            Column("steps", "steps", "d"),
+            Column("N start", "gaussians_start", "d"),
+            Column("N end", "gaussians_end", "d"),
+            Column("PSNR0", "psnr_before", ".2f"),
+            Column("PSNR", "psnr", ".2f"),
+            Column("SSIM", "ssim", ".3f"),
+            Column("s/step", "seconds_per_step", ".3f"),
+        ],
     )
-    for r in rows:
-        print(
-            f"{r['run']:30s} {r['steps']:5d} {r['gaussians_start']:8d} {r['gaussians_end']:7d} {r['psnr_before']:6.2f} "
-            f"{r['psnr']:6.2f} {r['ssim']:6.3f} {r['seconds_per_step']:7.3f}"
-        )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
+    scene_info = {
         "scene": str(scene),
         "train_views": len(train_set.images),
         "test_views": len(test_set.images),
         "resolution": [train_set.width, train_set.height],
     }
-    args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    write_results(args.out, {"scene": scene_info, "rows": rows})
 
 
 if __name__ == "__main__":

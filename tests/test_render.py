@@ -10,7 +10,8 @@ from _dense_reference import dense_render
 from gsplat.cuda._torch_impl import _fully_fused_projection, _quat_scale_to_covar_preci, _spherical_harmonics
 
 from splatpack.errors import SplatpackError
-from splatpack.render import available_backends, rasterize, render_splats
+from splatpack.render import available_backends, rasterize, registry, render_splats
+from splatpack.render.cameras import look_at
 from splatpack.render.sh import SH_C1, sh_to_rgb
 from splatpack.scene import SH_C0, Splats
 
@@ -19,18 +20,8 @@ needs_cuda = pytest.mark.skipif(not CUDA, reason="CUDA is absent: the gsplat bac
 MAX_DIFFS: dict[str, float] = {}  # observed parity errors, printed at the end (pytest -s) for the report
 
 
-def look_at(eye, target=(0.0, 0.0, 0.0), dtype=torch.float64) -> torch.Tensor:
-    """World-to-camera matrix (OpenCV axes: x right, y down, z forward) of a camera at ``eye`` facing ``target``."""
-    eye, target = torch.tensor(eye, dtype=dtype), torch.tensor(target, dtype=dtype)
-    forward = torch.nn.functional.normalize(target - eye, dim=0)
-    right = torch.nn.functional.normalize(
-        torch.linalg.cross(forward, torch.tensor([0.0, -1.0, 0.0], dtype=dtype)), dim=0
-    )
-    down = torch.linalg.cross(forward, right)
-    rot = torch.stack([right, down, forward])
-    viewmat = torch.eye(4, dtype=dtype)
-    viewmat[:3, :3], viewmat[:3, 3] = rot, -rot @ eye
-    return viewmat
+# These tests' world has y pointing down the image, as OpenCV cameras do.
+UP = (0.0, -1.0, 0.0)
 
 
 def intrinsics(width, height, f, dtype=torch.float64) -> torch.Tensor:
@@ -51,9 +42,7 @@ def make_scene(n=250, sh_degree=3, seed=0, dtype=torch.float64):
 
 
 def cameras(width, height, dtype=torch.float64):
-    viewmats = torch.stack(
-        [look_at((0.0, 0.0, -4.0), dtype=dtype), look_at((2.5, -1.0, -3.0), (0.1, 0.0, 0.2), dtype=dtype)]
-    )
+    viewmats = look_at([(0.0, 0.0, -4.0), (2.5, -1.0, -3.0)], [(0.0, 0.0, 0.0), (0.1, 0.0, 0.2)], UP, dtype=dtype)
     return viewmats, torch.stack(
         [intrinsics(width, height, 1.1 * width, dtype), intrinsics(width, height, 0.9 * width, dtype)]
     )
@@ -61,7 +50,7 @@ def cameras(width, height, dtype=torch.float64):
 
 def grads(outputs, inputs, seed=1):
     g = torch.Generator().manual_seed(seed)
-    loss = sum((o * torch.randn(o.shape, generator=g, dtype=o.dtype)).sum() for o in outputs)
+    loss = sum((o * torch.randn(o.shape, generator=g, dtype=o.dtype).to(o.device)).sum() for o in outputs)
     return torch.autograd.grad(loss, inputs)
 
 
@@ -178,7 +167,7 @@ def test_rendered_sh_colour_depends_on_view_direction():
         [[[0.3, -0.2, 0.1], [0.5, 0.2, -0.4], [-0.3, 0.6, 0.2], [0.4, -0.5, 0.3]]], dtype=torch.float64
     )
     eyes = [(0.2, -0.1, -3.0), (3.2, -0.1, 0.3)]
-    viewmats = torch.stack([look_at(e, mean[0].tolist()) for e in eyes])
+    viewmats = look_at(eyes, mean[0], UP, dtype=torch.float64)
     K = torch.tensor([[20.0, 0, width / 2], [0, 20.0, height / 2], [0, 0, 1]], dtype=torch.float64)
     f64 = torch.float64
     out = rasterize(mean, torch.tensor([[1.0, 0, 0, 0]], dtype=f64), torch.full((1, 3), 0.3, dtype=f64),
@@ -373,29 +362,68 @@ def test_gsplat_backend_runs_and_fills_info():
     assert out.info["radii"].shape == (2, 500, 2) and out.info["gaussian_ids"] is None
 
 
-@needs_cuda
 @pytest.mark.parametrize("mode", ["classic", "antialiased"])
-def test_torch_backend_matches_gsplat_on_cuda(mode):
+@pytest.mark.parametrize("name", registry.registered())
+def test_every_backend_matches_torch(name, mode):
+    """Each registered backend at its default tile size against the torch renderer (torch itself: at tile 16)."""
+    backend = registry.backend(name)
+    if not backend.available():
+        pytest.skip(f"the {name} backend cannot run on this machine: it needs {backend.needs}")
+    device = torch.device("cpu") if backend.takes(torch.device("cpu")) else torch.device("cuda")
     width, height = 64, 48
-    scene = [t.float().cuda() for t in make_scene(n=1500, sh_degree=3, seed=9)]
-    viewmats, Ks = (t.float().cuda() for t in cameras(width, height))
-    backgrounds = torch.tensor([[0.2, 0.5, 0.9], [1.0, 0.0, 0.3]], device="cuda")
-    results = {}
-    for backend in ("torch", "gsplat"):
+    scene = [t.float().to(device) for t in make_scene(n=1500, sh_degree=3, seed=9)]
+    viewmats, Ks = (t.float().to(device) for t in cameras(width, height))
+    backgrounds = torch.tensor([[0.2, 0.5, 0.9], [1.0, 0.0, 0.3]], device=device)
+    results = []
+    for run_on, tile_size in (("torch", 16 if name == "torch" else None), (name, None)):
         inputs = [t.clone().requires_grad_() for t in scene]
         out = rasterize(*inputs, viewmats, Ks, width, height, sh_degree=3, backgrounds=backgrounds,
-                        rasterize_mode=mode, backend=backend, absgrad=True)  # fmt: skip
+                        rasterize_mode=mode, backend=run_on, tile_size=tile_size, absgrad=True)  # fmt: skip
         g = grads((out.rgb, out.alpha, out.depth), inputs)
-        results[backend] = (out, g)
-    (a, ga), (b, gb) = results["torch"], results["gsplat"]
-    for x, y in ((a.rgb, b.rgb), (a.alpha, b.alpha)):
-        assert float((x - y).abs().max()) < 2e-3
-    covered = b.alpha > 0.5
-    assert float((a.depth - b.depth)[covered].abs().max()) < 2e-3
-    # gsplat 1.5.3 shrinks boxes by opacity, so it culls a subset of what we keep and never more.
-    assert (a.info["visible"] | ~b.info["visible"]).all()
-    assert (a.info["radii"] >= b.info["radii"]).all()
-    for x, y in zip(ga, gb):
+        results.append((out, g))
+    (a, ga), (b, gb) = results
+    assert b.info["backend"] == name and b.info["tile_size"] == backend.tile_size != a.info["tile_size"]
+    with torch.no_grad():  # comparisons only
+        for x, y in ((a.rgb, b.rgb), (a.alpha, b.alpha)):
+            assert float((x - y).abs().max()) < 2e-3
+        covered = b.alpha > 0.5
+        assert float((a.depth - b.depth)[covered].abs().max()) < 2e-3
+        # gsplat 1.5.3 shrinks boxes by opacity, so it culls a subset of what we keep and never more.
+        assert (a.info["visible"] | ~b.info["visible"]).all()
+        assert (a.info["radii"] >= b.info["radii"]).all()
+        for x, y in zip(ga, gb):
+            assert float((x - y).norm() / y.norm()) < 1e-2
+        x, y = a.info["means2d"].absgrad, b.info["means2d"].absgrad
         assert float((x - y).norm() / y.norm()) < 1e-2
-    x, y = a.info["means2d"].absgrad, b.info["means2d"].absgrad
-    assert float((x - y).norm() / y.norm()) < 1e-2
+
+
+def test_registry_dispatches_by_priority_device_and_op(monkeypatch):
+    """A registered backend of higher priority takes "auto" for the devices it accepts, and so do its extra ops."""
+    calls = []
+
+    def traced(*args):
+        calls.append(args[-1])
+        return registry.backend("torch").rasterize(*args)
+
+    fake = registry.Backend(
+        "fake", traced, 4, lambda: True, frozenset({"cpu"}), priority=100, needs="CPU tensors",
+        ops={"count": lambda: "fake count"},
+    )  # fmt: skip
+    monkeypatch.setitem(registry._BACKENDS, "fake", fake)
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register(fake)
+    scene = make_scene(n=40, sh_degree=0)
+    viewmats, Ks = cameras(12, 10)
+    out = rasterize(*scene, viewmats, Ks, 12, 10, sh_degree=0, near_plane=0.5)
+    assert out.info["backend"] == "fake" and out.info["tile_size"] == 4
+    assert calls == [registry.RasterOptions(sh_degree=0, near_plane=0.5, tile_size=4)]
+    reference = rasterize(*scene, viewmats, Ks, 12, 10, sh_degree=0, near_plane=0.5, backend="torch")
+    torch.testing.assert_close(out.rgb, reference.rgb, rtol=0, atol=1e-12)
+    assert registry.resolve("auto", torch.device("cpu"), op="count")[1]() == "fake count"
+    with pytest.raises(SplatpackError, match="torch render backend does not implement 'count'"):
+        registry.resolve("torch", torch.device("cpu"), op="count")
+    with pytest.raises(SplatpackError, match="no render backend implements 'count' for tensors on meta"):
+        registry.resolve("auto", torch.device("meta"), op="count")
+    assert registry.resolve("auto", torch.device("meta"))[0].name == "torch"  # torch takes any device
+    with pytest.raises(TypeError, match="unexpected keyword argument 'tile'"):
+        rasterize(*scene, viewmats, Ks, 12, 10, sh_degree=0, tile=8)

@@ -33,12 +33,12 @@ class Command:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
         from rich.table import Table
 
-        import splatpack.io as sio
         from splatpack.datasets.demo_scene import generate_demo_scene
         from splatpack.datasets.seed_points import load_seed_points
         from splatpack.datasets.transforms import load_transforms
+        from splatpack.evaluation import Views, evaluate, round_trip
         from splatpack.io.atomic import atomic_output
-        from splatpack.train.trainer import TrainConfig, evaluate, init_from_points, train
+        from splatpack.train.trainer import TrainConfig, init_from_points, train
 
         console = Console(quiet=self.quiet)
         t0 = time.perf_counter()
@@ -68,21 +68,20 @@ class Command:
         train_seconds = time.perf_counter() - t0
 
         self.out.mkdir(parents=True, exist_ok=True)
-        trained = evaluate(splats, test_set)
-        rows = [{"file": "(trained, in memory)", "bytes": None, **trained}]
-        for fmt in self.formats:
-            path = self.out / f"scene.{fmt}"
-            sio.write(splats, path, format=fmt)
-            decoded = sio.read(path)
-            rows.append({"file": str(path), "bytes": path.stat().st_size, **evaluate(decoded, test_set)})
+        heldout = Views.of_cameras(test_set)
+        rows = [{"file": "(trained, in memory)", "bytes": None, **evaluate(splats, heldout)}]
+        for r in round_trip(splats, self.formats, self.out, heldout):
+            rows.append({"file": str(r.path), "bytes": r.bytes, **r.scores})
 
         table = Table(title=f"demo scene: {len(splats)} Gaussians, SH degree {cfg.sh_degree}, {cfg.steps} steps")
-        for col in ("file", "size", "B/Gaussian", "held-out PSNR", "SSIM"):
+        has_lpips = "lpips" in rows[0]  # only when its weights are on disk
+        for col in ("file", "size", "B/Gaussian", "held-out PSNR", "SSIM") + (("LPIPS",) if has_lpips else ()):
             table.add_column(col)
         for r in rows:
             size = "-" if r["bytes"] is None else f"{r['bytes'] / 1e6:.3f} MB"
             bpg = "-" if r["bytes"] is None else f"{r['bytes'] / len(splats):.1f}"
-            table.add_row(r["file"], size, bpg, f"{r['psnr']:.2f} dB", f"{r['ssim']:.4f}")
+            lpips = (f"{r['lpips']:.4f}",) if has_lpips else ()
+            table.add_row(r["file"], size, bpg, f"{r['psnr']:.2f} dB", f"{r['ssim']:.4f}", *lpips)
         console.print(table)
         report = {
             "gaussians": len(splats),

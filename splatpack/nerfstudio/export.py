@@ -21,8 +21,8 @@ import torch
 
 from splatpack.datasets.cameras import camera_to_viewmats
 from splatpack.errors import SplatpackError
+from splatpack.evaluation import QUALITY, Views, evaluate, round_trip
 from splatpack.io.atomic import atomic_output
-from splatpack.io.files import path_size
 from splatpack.nerfstudio.convert import NEAR_PLANE, splats_of
 from splatpack.render.sh import sh_basis
 from splatpack.scene import Splats
@@ -133,35 +133,6 @@ def _heldout_views(pipeline):
     return images, dataset.cameras
 
 
-def render_views(
-    splats: Splats, viewmats: torch.Tensor, cameras, background: torch.Tensor, near_plane: float
-) -> list[torch.Tensor]:
-    """Render ``splats`` from each camera (OpenCV world-to-camera ``viewmats``) over ``background``, culling
-    Gaussians nearer than ``near_plane`` (in the scene's units)."""
-    from splatpack.render import render_splats
-
-    out = []
-    Ks = cameras.get_intrinsics_matrices().float()
-    with torch.no_grad():
-        for i in range(viewmats.shape[0]):
-            w, h = int(cameras.width[i].item()), int(cameras.height[i].item())
-            r = render_splats(splats, viewmats[i : i + 1].float(), Ks[i : i + 1], w, h, near_plane=near_plane)
-            out.append((r.rgb + (1 - r.alpha) * background).clamp(0, 1)[0])
-    return out
-
-
-def _score(renders: list[torch.Tensor], images: list[torch.Tensor], background: torch.Tensor) -> tuple[float, float]:
-    from splatpack.metrics import psnr, ssim
-
-    ps, ss = [], []
-    for pred, gt in zip(renders, images):
-        if gt.shape[-1] == 4:  # composite RGBA ground truth over the same background as the render
-            gt = gt[..., :3] * gt[..., 3:] + (1 - gt[..., 3:]) * background
-        ps.append(psnr(pred, gt))
-        ss.append(ssim(pred, gt))
-    return float(np.mean(ps)), float(np.mean(ss))
-
-
 def export_pipeline(pipeline, out_dir: str | os.PathLike, formats: Iterable[str], *, sog_preset: str) -> dict:
     """Write ``scene.<fmt>`` for each format and ``report.json`` into ``out_dir``; return the report.
 
@@ -170,8 +141,6 @@ def export_pipeline(pipeline, out_dir: str | os.PathLike, formats: Iterable[str]
     The report lists, per file, its size in bytes and the PSNR/SSIM of the held-out views rendered from the
     file as read back (so format losses count), next to the trained scene's own figures.
     """
-    from splatpack import io
-
     model = pipeline.model
     outputs = pipeline.datamanager.train_dataparser_outputs
     transform, scale = outputs.dataparser_transform, float(outputs.dataparser_scale)
@@ -181,9 +150,18 @@ def export_pipeline(pipeline, out_dir: str | os.PathLike, formats: Iterable[str]
     trained = splats_of(model)
     scene = splats_to_data_frame(trained, transform, scale)
     images, cameras = _heldout_views(pipeline)
-    background = model.background_color.detach().float().cpu()
-    viewmats_ns = camera_to_viewmats(cameras.camera_to_worlds.float().cpu())
-    viewmats = viewmats_to_data_frame(viewmats_ns, transform, scale)
+    sizes = zip(cameras.width.flatten().tolist(), cameras.height.flatten().tolist(), strict=True)
+    heldout = Views(
+        viewmats=camera_to_viewmats(cameras.camera_to_worlds.float().cpu()),
+        Ks=cameras.get_intrinsics_matrices().float(),
+        sizes=[(int(w), int(h)) for w, h in sizes],
+        images=images,
+        background=model.background_color.detach().float().cpu(),
+        near_plane=NEAR_PLANE,
+    )
+    # Training culls Gaussians nearer than NEAR_PLANE in nerfstudio's units; the same cut in the data frame is
+    # NEAR_PLANE / scale (a floater right in front of a camera otherwise costs ~0.2 dB).
+    heldout_data_frame = heldout.moved(viewmats_to_data_frame(heldout.viewmats, transform, scale), NEAR_PLANE / scale)
 
     report = {
         "frame": "input data (dataparser transform and scale undone)",
@@ -193,20 +171,11 @@ def export_pipeline(pipeline, out_dir: str | os.PathLike, formats: Iterable[str]
         "files": {},
     }
     if images:
-        report["trained_psnr"], report["trained_ssim"] = _score(
-            render_views(trained, viewmats_ns, cameras, background, NEAR_PLANE), images, background
-        )
-    for fmt in formats:
-        path = out_dir / f"scene.{fmt}"
-        io.write(scene, path, **({"preset": sog_preset} if fmt == "sog" else {}))
-        decoded = io.read(path)
-        entry = {"path": path.name, "bytes": path_size(path), "num_gaussians": len(decoded)}
-        if images:
-            # Training culls Gaussians nearer than NEAR_PLANE in nerfstudio's units; the same cut in the data
-            # frame is NEAR_PLANE / scale (a floater right in front of a camera otherwise costs ~0.2 dB).
-            views = render_views(decoded, viewmats, cameras, background, NEAR_PLANE / scale)
-            entry["psnr"], entry["ssim"] = _score(views, images, background)
-        report["files"][path.name] = entry
+        scores = evaluate(trained, heldout, batch=1)
+        report.update({f"trained_{k}": scores[k] for k in QUALITY if k in scores})
+    for r in round_trip(scene, formats, out_dir, heldout_data_frame, options={"sog": {"preset": sog_preset}}, batch=1):
+        entry = {"path": r.path.name, "bytes": r.bytes, "num_gaussians": r.num_gaussians}
+        report["files"][r.path.name] = entry | {k: r.scores[k] for k in QUALITY if k in r.scores}
     with atomic_output(out_dir / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
     return report

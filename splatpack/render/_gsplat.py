@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import functools
+
+import torch
 from torch import Tensor
 
+from splatpack.render.registry import Raster, RasterOptions
+
 DEFAULT_TILE_SIZE = 16  # gsplat's kernels are tuned for 16x16 tiles
+
+
+@functools.lru_cache(maxsize=1)
+def cuda_ops_load() -> bool:
+    """Whether CUDA is present and gsplat's compiled CUDA ops import."""
+    if not torch.cuda.is_available():
+        return False
+    try:
+        from gsplat.cuda._backend import _C
+    except ImportError:
+        return False
+    return _C is not None
 
 
 def rasterize(
@@ -17,37 +34,26 @@ def rasterize(
     Ks: Tensor,
     width: int,
     height: int,
-    *,
-    sh_degree: int | None,
-    backgrounds: Tensor | None,
-    near_plane: float,
-    far_plane: float,
-    eps2d: float,
-    rasterize_mode: str,
-    tile_size: int,
-    absgrad: bool,
-):
-    """Same contract as ``splatpack.render._torch_impl.rasterize``; CUDA tensors only."""
+    options: RasterOptions,
+) -> Raster:
+    """The backend contract (``splatpack.render.registry``); CUDA tensors only."""
     from gsplat import rasterization
 
+    o = options
     colors_depth, alpha, meta = rasterization(
         means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-        near_plane=near_plane, far_plane=far_plane, eps2d=eps2d, sh_degree=sh_degree, packed=False,
-        tile_size=tile_size, backgrounds=backgrounds, render_mode="RGB+ED", rasterize_mode=rasterize_mode,
-        absgrad=absgrad,
+        near_plane=o.near_plane, far_plane=o.far_plane, eps2d=o.eps2d, sh_degree=o.sh_degree, packed=False,
+        tile_size=o.tile_size, backgrounds=o.backgrounds, render_mode="RGB+ED", rasterize_mode=o.rasterize_mode,
+        absgrad=o.absgrad,
     )  # fmt: skip
-    info = {
-        "means2d": meta["means2d"],
-        "radii": meta["radii"],
-        "depths": meta["depths"],
-        "conics": meta["conics"],
-        "opacities": meta["opacities"],
-        "visible": (meta["radii"] > 0).all(dim=-1),
-        "gaussian_ids": None,
-        "width": width,
-        "height": height,
-        "n_cameras": meta["n_cameras"],
-        "tile_size": tile_size,
-        "n_intersections": int(meta["isect_ids"].numel()),
-    }
-    return colors_depth[..., :3], alpha, colors_depth[..., 3:4], info
+    return Raster(
+        rgb=colors_depth[..., :3],
+        alpha=alpha,
+        depth=colors_depth[..., 3:4],
+        means2d=meta["means2d"],
+        radii=meta["radii"],
+        depths=meta["depths"],
+        conics=meta["conics"],
+        opacities=meta["opacities"],
+        n_intersections=int(meta["isect_ids"].numel()),
+    )

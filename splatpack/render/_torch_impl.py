@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from splatpack.render.registry import Raster, RasterOptions
 from splatpack.render.sh import sh_to_rgb
 
 # gsplat's cut-offs (RasterizeToPixels3DGSFwd.cu): alphas are capped below 1 (0.999 in gsplat 1.5.3, where
@@ -323,33 +324,26 @@ def rasterize(
     Ks: Tensor,
     width: int,
     height: int,
-    *,
-    sh_degree: int | None,
-    backgrounds: Tensor | None,
-    near_plane: float,
-    far_plane: float,
-    eps2d: float,
-    rasterize_mode: str,
-    tile_size: int,
-    absgrad: bool,
-):
-    """Render C views; returns (rgb, alpha, depth, info) as documented on ``splatpack.render.rasterize``."""
+    options: RasterOptions,
+) -> Raster:
+    """The backend contract (``splatpack.render.registry``): render C views, any device and float dtype."""
+    o, tile_size = options, options.tile_size
     n_cams, n = viewmats.shape[0], means.shape[0]
     proj = project(
         means, quats, scales, opacities, viewmats, Ks, width, height,
-        near_plane=near_plane, far_plane=far_plane, eps2d=eps2d, antialiased=rasterize_mode == "antialiased",
+        near_plane=o.near_plane, far_plane=o.far_plane, eps2d=o.eps2d, antialiased=o.rasterize_mode == "antialiased",
     )  # fmt: skip
-    if sh_degree is None:
+    if o.sh_degree is None:
         rgb = colors.expand(n_cams, n, 3)
     else:
         # Camera centre = -R^T t for a world-to-camera matrix [R | t].
         centres = -torch.einsum("cji,cj->ci", viewmats[:, :3, :3], viewmats[:, :3, 3])
-        rgb = sh_to_rgb(sh_degree, means[None] - centres[:, None], colors.expand(n_cams, *colors.shape))
+        rgb = sh_to_rgb(o.sh_degree, means[None] - centres[:, None], colors.expand(n_cams, *colors.shape))
     feats = torch.cat([rgb, proj.depths[..., None]], dim=-1).reshape(n_cams * n, 4)
 
     plan = plan_tiles(proj, width, height, tile_size)
     coefs = pair_coefficients(proj, plan, tile_size)
-    sink = proj.means2d if absgrad and proj.means2d.requires_grad else None
+    sink = proj.means2d if o.absgrad and proj.means2d.requires_grad else None
     out = _Composite.apply(coefs, feats.index_select(0, plan.pair_ids), plan, tile_size, sink)
 
     def to_image(t: Tensor) -> Tensor:
@@ -359,21 +353,16 @@ def rasterize(
 
     out = to_image(out)
     rgb_img, alpha = out[..., :3], out[..., 4:]
-    if backgrounds is not None:
-        rgb_img = rgb_img + backgrounds[:, None, None, :] * (1.0 - alpha)
-    depth = out[..., 3:4] / alpha.clamp_min(1e-10)
-    info = {
-        "means2d": proj.means2d,
-        "radii": proj.radii,
-        "depths": proj.depths,
-        "conics": proj.conics,
-        "opacities": proj.opacities,
-        "visible": (proj.radii > 0).all(dim=-1),
-        "gaussian_ids": None,
-        "width": width,
-        "height": height,
-        "n_cameras": n_cams,
-        "tile_size": tile_size,
-        "n_intersections": len(plan.pair_ids),
-    }
-    return rgb_img, alpha, depth, info
+    if o.backgrounds is not None:
+        rgb_img = rgb_img + o.backgrounds[:, None, None, :] * (1.0 - alpha)
+    return Raster(
+        rgb=rgb_img,
+        alpha=alpha,
+        depth=out[..., 3:4] / alpha.clamp_min(1e-10),
+        means2d=proj.means2d,
+        radii=proj.radii,
+        depths=proj.depths,
+        conics=proj.conics,
+        opacities=proj.opacities,
+        n_intersections=len(plan.pair_ids),
+    )

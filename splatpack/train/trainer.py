@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 
 import numpy as np
 import torch
@@ -18,7 +17,6 @@ from pytorch_msssim import ssim as ssim_fn
 from scipy.spatial import cKDTree
 
 from splatpack.datasets.cameras import CameraSet
-from splatpack.metrics import psnr, ssim
 from splatpack.render import render_splats
 from splatpack.scene import Splats, rgb_to_sh0
 from splatpack.train.ops import params_from_splats, splats_from_params
@@ -141,23 +139,3 @@ def train(splats: Splats, cameras: CameraSet, cfg: TrainConfig, *, progress=None
         if progress is not None:
             progress(step, loss.item(), len(params["means"]))
     return splats_from_params(params).detach()
-
-
-@torch.no_grad()
-def evaluate(splats: Splats, cameras: CameraSet, *, batch: int = 4) -> dict:
-    """PSNR/SSIM of renders against ``cameras``' images, and render time per view."""
-    renders = []
-    start = time.perf_counter()
-    for i in range(0, len(cameras.images), batch):
-        out = render_splats(
-            splats, cameras.viewmats[i : i + batch], cameras.Ks[i : i + batch], cameras.width, cameras.height
-        )
-        renders.append(out.rgb.clamp(0, 1))
-    seconds = time.perf_counter() - start
-    rgb = torch.cat(renders)
-    return {
-        "psnr": psnr(rgb, cameras.images),
-        "ssim": ssim(rgb, cameras.images),
-        "views": len(rgb),
-        "render_seconds_per_view": seconds / max(len(rgb), 1),
-    }
