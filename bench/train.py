@@ -17,7 +17,8 @@ splatfacto on a machine without CUDA runs inside ``splatpack.nerfstudio.splatfac
 gsplat call answered by our torch renderer, absgrad included, ``.cuda()`` a no-op, no LPIPS) with its own
 densification settings; with CUDA it runs unmodified.
 
-    .venv/bin/python bench/train.py [--scenes demo,fox] [--iterations 1500] [--fox-scale 0.0625] [--seeds 42,1,2,3,4] [--reference splatpack-base] [--demo-extra-views 34]
+    .venv/bin/python bench/train.py [--scenes demo,fox] [--iterations 1500] [--fox-scale 0.0625] [--seeds 42,1,2,3,4]
+                                    [--reference splatpack-base] [--demo-extra-views 34]
                                     [--methods splatpack-base,splatpack,splatfacto] [--out bench/results/train.json]
                                     [--fox-random N --fox-random-scale S] [--sog-preset P]
                                     [--set METHOD.FIELD=VALUE ...]   e.g. --set splatpack.smoothness_lambda=0
