@@ -31,6 +31,9 @@ def utc_now() -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
 
 
+STARTED = utc_now()  # when the benchmark script started (it imports this module first)
+
+
 def machine() -> dict:
     """Where the figures come from: CPU count and load (the dev machine is shared), Python/torch, platform, GPU."""
     import torch
@@ -85,7 +88,7 @@ def print_table(rows: Iterable[dict], columns: Sequence[Column], title: str | No
     print(table(rows, columns), flush=True)
 
 
-def write_results(name: str | os.PathLike, results: dict, *, started: str | None = None) -> Path:
+def write_results(name: str | os.PathLike, results: dict, *, started: str = STARTED) -> Path:
     """Write ``results`` with the date, machine and command line to ``bench/results/<name>.json`` (or to ``name``
     when it is a path ending in .json), atomically; returns the path."""
     path = Path(name) if str(name).endswith(".json") else RESULTS / f"{name}.json"

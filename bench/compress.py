@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _report import ROOT, Column, print_table, utc_now, write_results
+from _report import ROOT, Column, print_table, write_results
 
 from splatpack.evaluation import Views, attribute_errors, render_views, score
 from splatpack.io import ply, read
@@ -270,14 +270,13 @@ def main() -> None:
         if not tool.exists():
             raise SystemExit(f"{tool} is missing (npm peers: run the SPZ/SOG tests once; ours: pip install -e .)")
 
-    started = utc_now()
     results = []
     with tempfile.TemporaryDirectory(dir=ROOT / ".cache") as tmp:
         for name in args.inputs.split(","):
             r = run_input(name.strip(), args, Path(tmp))
             if r is not None:
                 results.append(r)
-    write_results(args.out, {"peer": "splat-transform 3.7.0", "results": results}, started=started)
+    write_results(args.out, {"peer": "splat-transform 3.7.0", "results": results})
 
 
 if __name__ == "__main__":

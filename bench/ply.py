@@ -10,19 +10,16 @@ writes bench/results/ply.json.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from _report import Column, print_table, write_results
 
 from splatpack.io import ply
-from splatpack.io.atomic import atomic_output
 from splatpack.scene import Splats
-
-RESULTS = Path(__file__).resolve().parent / "results" / "ply.json"
 
 
 def run_case(n: int, sh_degree: int, repeats: int) -> dict:
@@ -57,16 +54,20 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = [run_case(*map(int, case.split("x")), args.repeats) for case in args.cases.split(",")]
-    print(f"{'gaussians':>9} {'SH':>3} {'file MB':>8} {'write s':>8} {'read s':>7} {'MB/s w':>7} {'MB/s r':>7} exact")
-    for r in rows:
-        print(
-            f"{r['gaussians']:>9} {r['sh_degree']:>3} {r['file_mb']:>8.1f} {r['write_s']:>8.3f} {r['read_s']:>7.3f} "
-            f"{r['file_mb'] / r['write_s']:>7.0f} {r['file_mb'] / r['read_s']:>7.0f} {r['round_trip_exact']}"
-        )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(RESULTS) as tmp:
-        tmp.write_text(json.dumps(rows, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    print_table(
+        rows,
+        [
+            Column("gaussians", "gaussians", "d"),
+            Column("SH", "sh_degree", "d"),
+            Column("file MB", "file_mb", ".1f"),
+            Column("write s", "write_s", ".3f"),
+            Column("read s", "read_s", ".3f"),
+            Column("MB/s w", lambda r: r["file_mb"] / r["write_s"], ".0f"),
+            Column("MB/s r", lambda r: r["file_mb"] / r["read_s"], ".0f"),
+            Column("exact", "round_trip_exact"),
+        ],
+    )
+    write_results("ply", {"rows": rows})
 
 
 if __name__ == "__main__":

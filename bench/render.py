@@ -10,29 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from splatpack.io.atomic import atomic_output
+from _report import Column, print_table, write_results
 
-RESULTS = Path(__file__).resolve().parent / "results" / "render.json"
 DEFAULT_CASES = "5000x128,5000x256,50000x128,50000x256"
-
-
-def camera(size: int):
-    """One camera 3 units in front of the scene's unit cube, 60 degree field of view."""
-    import torch
-
-    viewmat = torch.eye(4)
-    viewmat[2, 3] = 3.0
-    f = 0.5 * size / math.tan(math.radians(30))
-    K = torch.tensor([[f, 0, size / 2], [0, f, size / 2], [0, 0, 1.0]])
-    return viewmat[None], K[None]
 
 
 def run_case(n: int, size: int, repeats: int, sh_degree: int, tile_size: int, threads: int) -> dict:
@@ -41,10 +27,12 @@ def run_case(n: int, size: int, repeats: int, sh_degree: int, tile_size: int, th
     if threads:
         torch.set_num_threads(threads)
     from splatpack.render import render_splats
+    from splatpack.render.cameras import look_at, pinhole
     from splatpack.scene import Splats
 
     splats = Splats.random(n, sh_degree, seed=0).map(lambda t: t.requires_grad_())
-    viewmats, Ks = camera(size)
+    # One camera 3 units in front of the scene's unit cube, 60 degree field of view.
+    viewmats, Ks = look_at([(0.0, 0.0, -3.0)], up=(0.0, -1.0, 0.0)), pinhole(size, size, 60)
     weights = torch.rand(1, size, size, 3, generator=torch.Generator().manual_seed(0))
     times = []
     for _ in range(repeats + 1):  # the first run warms up allocators and caches
@@ -90,22 +78,21 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--one", case, "--repeats", str(args.repeats), "--sh-degree",
                str(args.sh_degree), "--tile-size", str(args.tile_size), "--threads", str(args.threads)]  # fmt: skip
         rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout))
-    header = (
-        f"{'gaussians':>9} {'size':>7} {'isects':>8} {'fwd s':>7} {'fwd+bwd s':>9} {'cpu s':>7} "
-        f"{'peak RSS GB':>11} {'load':>5}"
+    print_table(
+        rows,
+        [
+            Column("gaussians", "gaussians", "d"),
+            Column("size", lambda r: f"{r['size']}x{r['size']}"),
+            Column("isects", "intersections", "d"),
+            Column("fwd s", "forward_s", ".3f"),
+            Column("fwd+bwd s", "forward_backward_s", ".3f"),
+            Column("cpu s", "forward_backward_cpu_s", ".3f"),
+            Column("peak RSS GB", "peak_rss_gb", ".2f"),
+            Column("load", "load_average_1min", ".1f"),
+        ],
+        title=f"torch backend, SH degree {args.sh_degree}, tile {rows[0]['tile_size']}, {rows[0]['threads']} threads",
     )
-    print(f"torch backend, SH degree {args.sh_degree}, tile {rows[0]['tile_size']}, {rows[0]['threads']} threads")
-    print(header)
-    for r in rows:
-        print(
-            f"{r['gaussians']:>9} {r['size']:>3}x{r['size']:<3} {r['intersections']:>8} {r['forward_s']:>7.3f} "
-            f"{r['forward_backward_s']:>9.3f} {r['forward_backward_cpu_s']:>7.3f} {r['peak_rss_gb']:>11.2f} "
-            f"{r['load_average_1min']:>5.1f}"
-        )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(RESULTS) as tmp:
-        tmp.write_text(json.dumps(rows, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    write_results("render", {"rows": rows})
 
 
 if __name__ == "__main__":

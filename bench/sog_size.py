@@ -10,39 +10,24 @@ decodes are matched to the original by nearest centre before errors are taken. W
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from scipy.spatial import cKDTree
+from _report import ROOT, Column, print_table, write_results
 
+from splatpack.evaluation import attribute_errors
 from splatpack.io import ply, read, sog
 from splatpack.scene import Splats
 
-ROOT = Path(__file__).resolve().parents[1]
 PEER = ROOT / ".cache" / "node" / "node_modules" / ".bin" / "splat-transform"
-
-
-def errors(src: Splats, decoded: Splats) -> dict[str, float]:
-    _, idx = cKDTree(decoded.means.numpy()).query(src.means.numpy())
-    d = decoded[torch.from_numpy(idx)]
-    out = {
-        "means_mean_abs": float((d.means - src.means).abs().mean()),
-        "quat_mean_angle_deg": float(
-            torch.rad2deg(2 * torch.acos((d.unit_quats * src.unit_quats).sum(1).abs().clamp(max=1))).mean()
-        ),
-        "log_scales_mean_abs": float((d.log_scales - src.log_scales).abs().mean()),
-        "log_scales_rmse": float((d.log_scales - src.log_scales).pow(2).mean().sqrt()),
-        "opacity_mean_abs": float((d.opacities - src.opacities).abs().mean()),
-        "sh0_mean_abs": float((d.sh0 - src.sh0).abs().mean()),
-        "sh0_rmse": float((d.sh0 - src.sh0).pow(2).mean().sqrt()),
-    }
-    if src.shN.shape[1]:
-        out["shN_mean_abs"] = float((d.shN - src.shN).abs().mean())
-    return out
+# The error figures shown (``splatpack.evaluation.attribute_errors`` keys; the JSON keeps them all).
+SHOWN_ERRORS = (
+    "means_mean", "quat_deg_mean", "log_scales_mean", "log_scales_rmse", "opacity_mean", "sh0_mean", "sh0_rmse",
+    "shN_mean",
+)  # fmt: skip
 
 
 def synthetic_sh(s: Splats, degree: int) -> Splats:
@@ -93,36 +78,28 @@ def main() -> None:
                     "bytes": path.stat().st_size,
                     "seconds": round(seconds, 2),
                     "textures": {k: v["bytes"] for k, v in info["textures"].items()},
-                    "errors": errors(src, sog.read(path)),
+                    "errors": attribute_errors(src, sog.read(path)),
                 }
             )
     base = results[0]["bytes"]
-    print(f"scene: {args.input} ({len(src)} Gaussians, SH degree {src.sh_degree})")
-    print(f"{'writer':<26}{'bytes':>10}{'vs peer':>9}{'s':>8}  " + "  ".join(results[0]["textures"]))
-    for r in results:
-        print(
-            f"{r['writer']:<26}{r['bytes']:>10}{r['bytes'] / base:>9.3f}{r['seconds']:>8.1f}  "
-            + "  ".join(str(v) for v in r["textures"].values())
-        )
-    print()
-    keys = list(results[0]["errors"])
-    print(f"{'writer':<26}" + "".join(f"{k:>22}" for k in keys))
-    for r in results:
-        print(f"{r['writer']:<26}" + "".join(f"{r['errors'][k]:>22.3e}" for k in keys))
-    out = ROOT / "bench" / "results" / "sog_size.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "input": args.input,
-                "n": len(src),
-                "sh_degree": src.sh_degree,
-                "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-                "results": results,
-            },
-            indent=2,
-        )
+    textures = list(results[0]["textures"])
+    print_table(
+        results,
+        [
+            Column("writer", "writer"),
+            Column("bytes", "bytes", "d"),
+            Column("vs peer", lambda r: r["bytes"] / base, ".3f"),
+            Column("s", "seconds", ".1f"),
+            *(Column(t, lambda r, t=t: r["textures"].get(t), "d") for t in textures),
+        ],
+        title=f"scene: {args.input} ({len(src)} Gaussians, SH degree {src.sh_degree})",
     )
+    print()
+    shown = [k for k in SHOWN_ERRORS if k in results[0]["errors"]]
+    print_table(
+        results, [Column("writer", "writer")] + [Column(k, lambda r, k=k: r["errors"][k], ".3e") for k in shown]
+    )
+    write_results("sog_size", {"input": args.input, "n": len(src), "sh_degree": src.sh_degree, "results": results})
 
 
 if __name__ == "__main__":

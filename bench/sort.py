@@ -12,20 +12,18 @@ writes bench/results/sort.json (after every size, so a cut-short run keeps what 
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import time
 from pathlib import Path
 
 import torch
+from _report import RESULTS, Column, print_table, write_results
 
-from splatpack.io.atomic import atomic_output
 from splatpack.scene import Splats
 from splatpack.sort import FAST_PLAS, PAPER_PLAS, grid_order, self_organizing_key
 from splatpack.sort.quality import neighbour_distance, vad
 
-RESULTS = Path(__file__).resolve().parent / "results" / "sort.json"
+METHODS = ("random", "morton", "plas", "plas_paper")
 
 
 def structured_scene(n: int, seed: int) -> Splats:
@@ -82,27 +80,28 @@ def main() -> None:
     parser.add_argument("--sizes", default="256,512,1024", help="comma-separated grid sides")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--paper", action="store_true", help="also run PLAS with the paper's (slow) schedule")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
+    parser.add_argument("--out", type=Path, default=RESULTS / "sort.json", help="JSON results file")
     args = parser.parse_args()
 
     rows = []
-    print(f"{'grid':>9} {'N':>8} {'method':>7} {'time s':>8} {'CPU s':>8} {'nb dist':>8} {'VAD':>8}", flush=True)
     for side in map(int, args.sizes.split(",")):
-        row = measure(side, args.seed, args.paper)
-        rows.append(row)
-        for name in ("random", "morton", "plas", "plas_paper"):
-            if name not in row:
-                continue
-            r = row[name]
-            print(
-                f"{side:>4}x{side:<4} {side * side:>8} {name:>7} {r['seconds']:>8.2f} {r['cpu_seconds']:>8.2f} "
-                f"{r['neighbour_distance']:>8.4f} {r['vad']:>8.4f}",
-                flush=True,
-            )
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(args.out) as tmp:
-            tmp.write_text(json.dumps({"cpu_count": os.cpu_count(), "rows": rows}, indent=2))
-    print(f"wrote {args.out}")
+        rows.append(measure(side, args.seed, args.paper))
+        print(f"{side}x{side} done", flush=True)
+        write_results(args.out, {"rows": rows})  # after every size, so a cut-short run keeps what it measured
+    per_method = [{"grid": f"{r['side']}x{r['side']}", "n": r["gaussians"], "method": m, **r[m]}
+                  for r in rows for m in METHODS if m in r]  # fmt: skip
+    print_table(
+        per_method,
+        [
+            Column("grid", "grid"),
+            Column("N", "n", "d"),
+            Column("method", "method"),
+            Column("time s", "seconds", ".2f"),
+            Column("CPU s", "cpu_seconds", ".2f"),
+            Column("nb dist", "neighbour_distance", ".4f"),
+            Column("VAD", "vad", ".4f"),
+        ],
+    )
 
 
 if __name__ == "__main__":

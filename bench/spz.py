@@ -13,20 +13,16 @@ Needs the npm peers in ``.cache/node`` (installed by the test suite's ``node_pee
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _report import ROOT, Column, print_table, write_results
 
-from splatpack.io import ply  # noqa: E402
-from splatpack.scene import Splats  # noqa: E402
+from splatpack.io import ply
+from splatpack.scene import Splats
 
 SPLAT_TRANSFORM = ROOT / ".cache" / "node" / "node_modules" / ".bin" / "splat-transform"
 TIME = Path("/usr/bin/time")
@@ -84,27 +80,21 @@ def main() -> None:
         "steps": steps,
         "bytes": {"ply": sizes["in.ply"], "ours_spz": sizes["ours.spz"], "splat_transform_spz": sizes["peer.spz"]},
         "spz_files_identical": identical,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "load_average_1m": os.getloadavg()[0],
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
-    print(f"SPZ v4, {args.n:,} Gaussians, SH degree {args.sh_degree} (PLY {sizes['in.ply'] / 2**20:.1f} MiB)")
-    print(f"{'step':<28}{'wall s':>9}{'codec s':>9}{'peak MiB':>10}")
-    for name, m in steps.items():
-        codec = "" if m["codec_s"] is None else f"{m['codec_s']:.2f}"
-        peak = "" if m["peak_rss_mib"] is None else f"{m['peak_rss_mib']:.0f}"
-        print(f"{name:<28}{m['wall_s']:>9.2f}{codec:>9}{peak:>10}")
+    print_table(
+        [{"step": name, **m} for name, m in steps.items()],
+        [
+            Column("step", "step"),
+            Column("wall s", "wall_s", ".2f"),
+            Column("codec s", "codec_s", ".2f"),
+            Column("peak MiB", "peak_rss_mib", ".0f"),
+        ],
+        title=f"SPZ v4, {args.n:,} Gaussians, SH degree {args.sh_degree} (PLY {sizes['in.ply'] / 2**20:.1f} MiB)",
+    )
     print(
         f"SPZ size: ours {sizes['ours.spz']:,} B, splat-transform {sizes['peer.spz']:,} B, identical bytes: {identical}"
     )
-    out = ROOT / "bench" / "results" / "spz.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_results("spz", result)
 
 
 if __name__ == "__main__":

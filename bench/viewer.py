@@ -17,7 +17,6 @@ first drawn frame, GUI messages included) and divided by the Gaussians shown.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
@@ -25,14 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
+from _report import ROOT, Column, print_table, write_results
 
+sys.path.insert(0, str(ROOT / "tests"))
 from browser.harness import Browser, ViewerProcess, drawn_fraction, free_port, wait_until  # noqa: E402
 
 SHARED = Path(os.environ.get("SPLATPACK_SHARED_DATA", ROOT.parent / "shared" / "data"))
-RESULTS = ROOT / "bench" / "results" / "viewer.json"
 DECODE_LINE = re.compile(r"A = .*\(([\w-]+), ([\d,]+) Gaussians, SH degree (\d), decoded in ([\d.]+) s\)")
 
 
@@ -125,24 +122,27 @@ def main() -> None:
             row["case"], row["load_avg_1min_at_start"] = name, round(load, 2)
             rows.append(row)
             print(f"  {name}: first frame {row['first_frame_s']} s", flush=True)
-            write_results(rows)
+            write_results("viewer", {"rows": rows})
 
-    header = ("case", "Gaussians", "budget", "decode s", "URL s", "first frame s", "poll s", "WS B/Gaussian", "load")
-    print(" | ".join(header))
-    for r in rows:
-        frame = "none" if r["first_frame_s"] is None else f"{r['first_frame_s']:.1f}"
+    def first_frame(r: dict) -> str:
         if r["first_frame_s"] is None:
-            frame += f" (>{r['timeout_s']:.0f})"
-        print(
-            f"{r['case']} | {r['gaussians']:,} | {r['shown']:,} | {r['decode_s']:.2f} | {r['url_printed_s']:.1f} | "
-            f"{frame} | {r['poll_s']:.1f} | {r['ws_bytes_per_shown_gaussian']:.2f} | {r['load_avg_1min_at_start']}"
-        )
-    print(f"wrote {RESULTS}")
+            return f"none (>{r['timeout_s']:.0f})"
+        return f"{r['first_frame_s']:.1f}"
 
-
-def write_results(rows: list[dict]) -> None:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows}, indent=2))
+    print_table(
+        rows,
+        [
+            Column("case", "case"),
+            Column("Gaussians", "gaussians", ","),
+            Column("budget", "shown", ","),
+            Column("decode s", "decode_s", ".2f"),
+            Column("URL s", "url_printed_s", ".1f"),
+            Column("first frame s", first_frame),
+            Column("poll s", "poll_s", ".1f"),
+            Column("WS B/Gaussian", "ws_bytes_per_shown_gaussian", ".2f"),
+            Column("load", "load_avg_1min_at_start"),
+        ],
+    )
 
 
 if __name__ == "__main__":

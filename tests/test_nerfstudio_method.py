@@ -150,19 +150,12 @@ def test_export_command_from_config(trained, tmp_path):
 
 
 def _look_at_viewmats(n: int, radius: float, seed: int) -> torch.Tensor:
-    """OpenCV world-to-camera matrices of ``n`` cameras on a sphere looking at the origin."""
+    """OpenCV world-to-camera matrices of ``n`` cameras at random points of a sphere, looking at the origin."""
+    from splatpack.render.cameras import look_at
+
     g = torch.Generator().manual_seed(seed)
     eyes = torch.nn.functional.normalize(torch.randn(n, 3, generator=g, dtype=torch.float64), dim=-1) * radius
-    forward = torch.nn.functional.normalize(-eyes, dim=-1)
-    right = torch.nn.functional.normalize(
-        torch.cross(forward, torch.tensor([0.0, 0.0, 1.0]).double().expand(n, 3), dim=-1), dim=-1
-    )
-    down = torch.cross(forward, right, dim=-1)
-    rot = torch.stack([right, down, forward], dim=1)  # rows: camera axes in world coordinates
-    viewmats = torch.eye(4, dtype=torch.float64).repeat(n, 1, 1)
-    viewmats[:, :3, :3] = rot
-    viewmats[:, :3, 3] = -(rot @ eyes[:, :, None])[:, :, 0]
-    return viewmats
+    return look_at(eyes, up=(0.0, 0.0, 1.0), dtype=torch.float64)
 
 
 @pytest.mark.parametrize("degree", [1, 3])
