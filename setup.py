@@ -55,6 +55,7 @@ setup(
         "nerfstudio.method_configs": [
             "splatpack = splatpack.nerfstudio.method:splatpack_method",
             "splatpack-base = splatpack.nerfstudio.method:splatpack_base_method",
+            "splatpack-omg = splatpack.nerfstudio.method:splatpack_omg_method",
         ],
     },
 )

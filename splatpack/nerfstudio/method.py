@@ -25,6 +25,7 @@ from nerfstudio.plugins.types import MethodSpecification
 
 from splatpack.nerfstudio.dataparser import SplatpackDataParserConfig
 from splatpack.nerfstudio.model import SplatpackModelConfig
+from splatpack.nerfstudio.omg import OmgModelConfig
 
 STEPS = 30000
 
@@ -97,4 +98,9 @@ splatpack_method = MethodSpecification(
 splatpack_base_method = MethodSpecification(
     config=_trainer("splatpack-base", base_model_config()),
     description="splatpack's plain 3DGS baseline (no SOG); trains on CPU or CUDA",
+)
+
+splatpack_omg_method = MethodSpecification(
+    config=_trainer("splatpack-omg", OmgModelConfig()),
+    description="Optimized Minimal Gaussians, part 1: importance sampling and LD pruning (splatpack-base otherwise)",
 )

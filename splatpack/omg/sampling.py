@@ -2,7 +2,8 @@
 
 Gaussians are drawn without replacement with probability proportional to their importance, so the ones that
 carry the image are kept while the whole scene stays covered; never-dominant (zero-score) ones cannot survive.
-The survivors restart from their position and colour: isotropic k-NN scales, identity rotation, opacity 0.1.
+The survivors restart from their position and colour: isotropic k-NN scales, identity rotation, opacity 0.1
+(``restart_values``; the model applies them with ``splatpack.train.ops``).
 """
 
 from __future__ import annotations
@@ -41,19 +42,22 @@ def sample_by_importance(score: Tensor, ratio: float, generator: torch.Generator
 
 
 def knn_distance(points: Tensor, k: int = KNN_NEIGHBOURS) -> Tensor:
-    """(N,) mean distance of each point to its ``k`` nearest other points (1 for a lone point)."""
+    """(N,) root mean square distance of each point to its ``k`` nearest other points (1 for a lone point).
+
+    3DGS's ``distCUDA2`` (which Mini-Splatting's re-initialisation uses) averages squared distances.
+    """
     n = points.shape[0]
     kk = min(k + 1, n)  # the point itself comes back first
     pts = points.detach().double().cpu().numpy()
     dist, _ = cKDTree(pts).query(pts, k=kk)
-    mean = dist[:, 1:].mean(axis=1) if kk > 1 else np.ones(n)
-    return torch.from_numpy(mean).to(points.dtype).to(points.device)
+    rms = np.sqrt((dist[:, 1:] ** 2).mean(axis=1)) if kk > 1 else np.ones(n)
+    return torch.from_numpy(rms).to(points.dtype).to(points.device)
 
 
 def restart_values(means: Tensor) -> dict[str, Tensor]:
     """Raw (splatfacto-parameterised) log-scales, quaternions and opacity logits the survivors restart with."""
     n = means.shape[0]
-    log_scale = torch.log(knn_distance(means).clamp_min(1e-7))
+    log_scale = torch.log(knn_distance(means).clamp_min(math.sqrt(1e-7)))  # 3DGS clamps dist^2 at 1e-7
     quats = torch.zeros(n, 4, dtype=means.dtype, device=means.device)
     quats[:, 0] = 1.0
     logit = math.log(RESTART_OPACITY / (1.0 - RESTART_OPACITY))
