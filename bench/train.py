@@ -51,7 +51,7 @@ from splatpack.io.atomic import atomic_output
 
 ROOT = Path(__file__).resolve().parents[1]
 FOX = ROOT.parent / "shared" / "data" / "fox"
-METHODS = ("splatpack-base", "splatpack", "splatfacto")
+METHODS = ("splatpack-base", "splatpack", "splatfacto", "splatpack-omg")
 SOG_SHORT_RUN_GRAD = 6e-4  # SOG's densification threshold in this benchmark's short runs (see top)
 
 
@@ -63,7 +63,7 @@ def method_config(method: str, scene: str, data: Path, out: Path, args):
     from nerfstudio.configs.method_configs import method_configs
 
     from splatpack.nerfstudio.dataparser import SplatpackDataParserConfig
-    from splatpack.nerfstudio.method import splatpack_base_method, splatpack_method
+    from splatpack.nerfstudio.method import splatpack_base_method, splatpack_method, splatpack_omg_method
     from splatpack.nerfstudio.splatfacto_cpu import for_cpu_training
 
     if method == "splatfacto":
@@ -72,7 +72,12 @@ def method_config(method: str, scene: str, data: Path, out: Path, args):
         cfg.pipeline.datamanager.dataparser = SplatpackDataParserConfig()
         for_cpu_training(cfg)
     else:
-        cfg = copy.deepcopy({"splatpack": splatpack_method, "splatpack-base": splatpack_base_method}[method].config)
+        specs = {
+            "splatpack": splatpack_method,
+            "splatpack-base": splatpack_base_method,
+            "splatpack-omg": splatpack_omg_method,
+        }
+        cfg = copy.deepcopy(specs[method].config)
         cfg.pipeline.model.export_at_end = False  # the benchmark exports every method the same way
     cfg.output_dir = out
     cfg.experiment_name = data.name
@@ -98,6 +103,9 @@ def method_config(method: str, scene: str, data: Path, out: Path, args):
     if method == "splatpack":
         model.refine_every = model.sort_every = args.sog_refine_every
         model.densify_grad_thresh = SOG_SHORT_RUN_GRAD
+    if method == "splatpack-omg":  # OMG's events at the paper's fractions of 30k: rewind 1/6, sampling 1/2, LD 2/3
+        model.sample_lr_rewind_to, model.sample_at = iterations // 6, iterations // 2
+        model.prune_at = 2 * iterations // 3
     for target, field, value in args.set:
         if target == method:
             if not hasattr(model, field):
