@@ -176,7 +176,7 @@ def test_unregistered_method_is_one_line(tmp_path):
     assert "\n" not in str(err.value) and "splatpack-base" in str(err.value)  # lists what is registered
 
 
-# The fast schedule of tests/test_nerfstudio_method.py, cut to 30 steps, images shrunk 4x, no SOG export.
+# The fast schedule of tests/test_nerfstudio_method.py, cut to 30 steps, images shrunk 4x, SPZ export only.
 TINY_TRAINING = [
     "--max-num-iterations",
     "30",
@@ -199,8 +199,7 @@ TINY_TRAINING = [
     "--pipeline.model.sh-degree-interval",
     "10",
     "--pipeline.model.export-formats",
-    "ply",
-    "spz",
+    "spz",  # one export: each is rendered from the 40 held-out views for the report
 ]
 
 
@@ -219,7 +218,8 @@ def test_train_two_demo_scenes(cluster, demo_scene, tmp_path):
         export = task.output / "splatpack_export"
         report = json.loads((export / "report.json").read_text())
         assert (task.output / "config.yml").exists()
-        assert len(sio.read(export / "scene.ply")) == report["num_gaussians"] == row["gaussians"] > 0
-        # The row names the smallest export and its held-out PSNR from the method's own report.
+        assert len(sio.read(export / "scene.spz")) == report["num_gaussians"] == row["gaussians"] > 0
+        # The row gives the export's size and held-out PSNR from the method's own report; 30 steps lift the
+        # seed cloud's ~11 dB (tests/test_nerfstudio_method.py) to ~13.3 dB (measured).
         assert row["file"] == "scene.spz" and row["bytes"] == report["files"]["scene.spz"]["bytes"]
-        assert row["psnr"] == report["files"]["scene.spz"]["psnr"] > 5.0
+        assert row["psnr"] == report["files"]["scene.spz"]["psnr"] > 12.0

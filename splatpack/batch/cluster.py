@@ -89,6 +89,8 @@ def open_cluster(
             dashboard_address="127.0.0.1:0",
             silence_logs=logging.CRITICAL,  # a lost worker is reported in the batch's table, not as tracebacks
             resources={"GPU": 1} if gpus else None,
+            # Workers import the task code (and with it torch) while the cluster starts, not in the first task.
+            preload=["splatpack.batch.worker"],
         )
     with cluster, Client(cluster) as client:
         yield client, _info(client, local=True, threads=threads)
