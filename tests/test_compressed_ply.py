@@ -184,7 +184,7 @@ def test_zero_opacity_bytes_stay_finite(tmp_path):
         (lambda d: d.replace(b"element chunk", b"element chonk"), "not a compressed PLY: no 'element chunk'"),
         (lambda d: d.replace(b"format binary_little_endian", b"format binary_big_endian"), "binary_little_endian"),
         (lambda d: d.replace(b"element sh 300", b"element sh 299"), "element 'sh' has 299 rows"),
-        (lambda d: d.replace(b"end_header", b"end_headex"), "not a PLY file"),
+        (lambda d: d.replace(b"end_header", b"end_headex"), "no .end_header. line"),
     ],
 )
 def test_bad_files(tmp_path, damage, message):

@@ -267,3 +267,87 @@ def test_browser_draws_splats_and_ab_toggle_screenshot_and_bad_upload(tmp_path, 
         assert "broken.ply" in viewer.output  # and in the log
     assert viewer.stop() == 0
     assert "stopped" in viewer.output
+
+
+# ---------------------------------------------------------------------------------------------- origin, upload cap
+
+
+def _splat_scene(tmp_path: Path, splats: Splats):
+    from splatpack.io import splat
+
+    splat.write(splats, tmp_path / "a.splat")
+    return load_scene(tmp_path / "a.splat")
+
+
+def _ws(port: int, origin: str | None):
+    import viser
+    from websockets.sync.client import connect
+
+    headers = {} if origin is None else {"Origin": origin}
+    return connect(
+        f"ws://127.0.0.1:{port}",
+        additional_headers=headers,
+        subprotocols=[f"viser-v{viser.__version__}"],  # past viser's own version check: the origin decides
+        open_timeout=20,
+    )
+
+
+def _send(ws, type_name: str, **fields) -> None:
+    import msgspec
+
+    ws.send(msgspec.msgpack.encode({"type": type_name, **fields}))
+
+
+def _upload(ws, button, name: str, data: bytes, *, declared: int | None = None, transfer: str = "t1") -> None:
+    uuid = button._impl.uuid
+    size = len(data) if declared is None else declared
+    _send(
+        ws,
+        "FileTransferStartUpload",
+        source_component_uuid=uuid,
+        transfer_uuid=transfer,
+        filename=name,
+        mime_type="application/octet-stream",
+        part_count=1,
+        size_bytes=size,
+    )
+    _send(ws, "FileTransferPart", source_component_uuid=uuid, transfer_uuid=transfer, part_index=0, content=data)
+
+
+def test_websocket_refuses_foreign_origins_and_accepts_its_own(tmp_path, viewer_factory):
+    from websockets.exceptions import ConnectionClosed
+
+    v = viewer_factory([_splat_scene(tmp_path, sphere_shell(100))])
+    for foreign in (f"http://evil.example:{v.port}", f"http://127.0.0.1:{v.port + 1}", "null", None):
+        with _ws(v.port, foreign) as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    ws.recv(timeout=20)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008, foreign
+        assert foreign in v.guard.refused_origins
+    for own in (f"http://127.0.0.1:{v.port}", f"http://localhost:{v.port}"):
+        with _ws(v.port, own) as ws:
+            assert isinstance(ws.recv(timeout=20), bytes)  # the scene state arrives
+    assert len(v.guard.refused_origins) == 4
+
+
+def test_upload_cap_refuses_large_uploads_before_buffering(tmp_path, viewer_factory, caplog):
+    from splatpack.io import splat
+
+    v = viewer_factory([_splat_scene(tmp_path, sphere_shell(100))], max_upload_bytes=20_000)
+    small = tmp_path / "small.splat"
+    splat.write(sphere_shell(300), small)  # 9,600 bytes: under the cap
+    with _ws(v.port, f"http://127.0.0.1:{v.port}") as ws:
+        # viser counts a tab as connected (and routes its uploads) once it has reported its camera.
+        camera = dict(wxyz=(1, 0, 0, 0), position=(0, 0, -3), fov=0.9, near=0.01, far=100.0, image_height=480)
+        _send(ws, "ViewerCameraMessage", **camera, image_width=640, look_at=(0, 0, 0), up_direction=(0, -1, 0))
+        _upload(ws, v.gui_open, "big.splat", bytes(32 * 1000), transfer="big")  # 32,000 declared: refused
+        _upload(ws, v.gui_open, "liar.splat", bytes(32 * 1000), declared=320, transfer="liar")  # parts overrun
+        _upload(ws, v.gui_open, "small.splat", small.read_bytes(), transfer="ok")
+        wait_until(lambda: v.scenes[0].name == "small.splat" or None, 30)
+    assert v.scenes[0].total == 300
+    assert any("big.splat: upload of 32000 bytes refused" in r.message for r in caplog.records)
+    # Nothing of the refused or overrunning transfers is left buffered in viser.
+    assert not v.server.gui._current_file_upload_states.get("big")
+    liar = v.server.gui._current_file_upload_states.get("liar")
+    assert liar is None or not liar["parts"]

@@ -20,6 +20,7 @@ from splatpack.errors import SplatpackError
 from splatpack.io.atomic import atomic_output
 from splatpack.io.files import human_bytes
 from viewer.gaussians import CameraPose, base_rgbs, budget_indices, covariances, initial_camera, opacities
+from viewer.guard import Guard
 from viewer.loading import LoadedScene, load_upload
 from viewer.shading import view_rgbs
 
@@ -31,6 +32,7 @@ SLOTS = ("A", "B")
 UP_AXES = {"-y": (0.0, -1.0, 0.0), "+y": (0.0, 1.0, 0.0), "+z": (0.0, 0.0, 1.0), "-z": (0.0, 0.0, -1.0)}
 FOV = np.deg2rad(50.0)
 ARRIVAL_GRACE_S = 10.0
+DEFAULT_MAX_UPLOAD_BYTES = 500 << 20
 
 
 def save_screenshot(image: np.ndarray, folder: Path, stem: str) -> tuple[Path, bytes]:
@@ -79,6 +81,8 @@ class Viewer:
         up: str = "-y",
         screenshot_dir: Path = Path("."),
         settle_seconds: float = 0.3,
+        max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+        allow_origins: tuple[str, ...] = (),
     ):
         if not 1 <= len(scenes) <= 2:
             raise ValueError("the viewer shows one scene, or two to compare")
@@ -100,7 +104,15 @@ class Viewer:
         self._settle_timer: threading.Timer | None = None
         self._view_distance = 1.0  # initial camera's distance to the scene centre (set with the camera)
 
+        self.max_upload_bytes = int(max_upload_bytes)
         self.server = viser.ViserServer(host=host, port=port, label="splatpack", verbose=False)
+        # Only the page this server serves may connect, and uploads stay under the cap (see viewer.guard).
+        self.guard = Guard(
+            self.server,
+            max_upload_bytes=self.max_upload_bytes,
+            on_refused_upload=self._upload_refused,
+            extra_origins=tuple(allow_origins),
+        )
         self.host = host
         self.port = self.server.get_port()
         self.server.scene.set_up_direction(tuple(self.up))
@@ -333,7 +345,7 @@ class Viewer:
         upload = event.target.value
         target = self.shown if slot is None else slot
         try:
-            scene = load_upload(upload.name, upload.content)
+            scene = load_upload(upload.name, upload.content, max_bytes=self.max_upload_bytes)
         except SplatpackError as exc:
             self.report_error(str(exc), event.client)
             return
@@ -346,6 +358,9 @@ class Viewer:
         self.replace_scene(target, scene)
         if slot is None and event.client is not None:
             self.reset_camera([event.client])
+
+    def _upload_refused(self, client_id: int, problem: str) -> None:
+        self.report_error(problem, self.server.get_clients().get(client_id))
 
     def _screenshot_clicked(self, event) -> None:
         client = event.client

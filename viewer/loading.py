@@ -50,9 +50,15 @@ def load_scene(path: str | Path, name: str | None = None) -> LoadedScene:
     )
 
 
-def load_upload(filename: str, content: bytes) -> LoadedScene:
-    """Read an uploaded file: the readers take paths, and the name's ending helps format detection."""
+def load_upload(filename: str, content: bytes, *, max_bytes: int) -> LoadedScene:
+    """Read an uploaded file: the readers take paths, and the name's ending helps format detection.
+
+    Uploads over ``max_bytes`` are refused; what one may decode to is bounded by the readers' own limits
+    (declared sizes against stored bytes, see ``splatpack.io.files``), so the upload cap bounds memory too.
+    """
     safe_name = Path(filename).name or "upload"
+    if len(content) > max_bytes:
+        raise SplatpackError(f"upload of {len(content)} bytes exceeds the viewer's cap of {max_bytes} bytes", safe_name)
     with tempfile.TemporaryDirectory(prefix="splatpack-upload-") as tmp:
         path = Path(tmp) / safe_name
         path.write_bytes(content)

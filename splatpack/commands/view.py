@@ -29,6 +29,12 @@ class Command:
     Blender-style ones. The GUI can change it too."""
     screenshot_dir: Path = Path(".")
     """Folder where the GUI's screenshot button saves PNGs."""
+    max_upload_mb: float = 500.0
+    """Largest file the GUI's Open / Compare buttons accept, in MB (what it may decode to is bounded by the readers'
+    own limits)."""
+    allow_origin: tuple[str, ...] = ()
+    """Extra web page origins allowed to connect (e.g. https://viewer.example behind a reverse proxy); by default
+    only the page the viewer serves itself may, so no other site open in the browser can drive it."""
 
     def run(self) -> None:
         import logging
@@ -43,6 +49,8 @@ class Command:
             raise SplatpackError(f"--max-splats must be at least 1, got {self.max_splats}")
         if not 0 <= self.port <= 65535:
             raise SplatpackError(f"--port must be 0-65535, got {self.port}")
+        if not self.max_upload_mb > 0:
+            raise SplatpackError(f"--max-upload-mb must be positive, got {self.max_upload_mb}")
         logging.basicConfig(level=logging.INFO, format="splatpack view: %(message)s", stream=sys.stderr)
         scenes = [load_scene(p) for p in (self.file, self.file2) if p is not None]
         viewer = Viewer(
@@ -52,6 +60,8 @@ class Command:
             max_splats=self.max_splats,
             up=self.up,
             screenshot_dir=self.screenshot_dir,
+            max_upload_bytes=int(self.max_upload_mb * 1e6),
+            allow_origins=self.allow_origin,
         )
         if self.port not in (0, viewer.port):
             print(f"splatpack view: port {self.port} is in use; using port {viewer.port}", flush=True)

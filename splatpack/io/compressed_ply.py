@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from splatpack.errors import SplatpackError
+from splatpack.io.files import read_input_bytes
 from splatpack.scene import SH_C0, SH_REST_COUNT, Splats, sh_degree_for_rest_count
 
 CHUNK_SIZE = 256
@@ -55,9 +56,15 @@ _ALPHA_EPS = 0.25 / 255
 
 def _parse_header(data: bytes, path: Path) -> tuple[int, list[tuple[str, int, list[tuple[str, str]]]]]:
     """(binary start offset, [(element name, count, [(property, numpy dtype)])])."""
+    if not data.startswith(b"ply"):
+        raise SplatpackError("not a PLY file (it does not start with the 'ply' magic line)", path)
+    if data.startswith(b"ply\r"):
+        raise SplatpackError("compressed PLY header uses CR/CRLF line endings; the format uses LF only", path)
     end = data.find(b"end_header\n", 0, _MAX_HEADER)
     if not data.startswith(b"ply\n") or end < 0:
-        raise SplatpackError("not a PLY file (missing 'ply' magic or 'end_header')", path)
+        if data.find(b"end_header", 0, _MAX_HEADER) < 0:
+            raise SplatpackError(f"malformed PLY header: no 'end_header' line in the first {_MAX_HEADER} bytes", path)
+        raise SplatpackError("malformed PLY header: 'end_header' is not followed by a newline", path)
     try:
         lines = data[4:end].decode("ascii").splitlines()
     except UnicodeDecodeError:
@@ -83,10 +90,7 @@ def _parse_header(data: bytes, path: Path) -> tuple[int, list[tuple[str, int, li
 
 def _load(path: Path) -> tuple[dict[str, np.ndarray], int]:
     """Structured arrays per element (``chunk``, ``vertex``, optional ``sh``) and the vertex count."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise SplatpackError(f"cannot read: {exc.strerror or exc}", path) from None
+    data = read_input_bytes(path, "a compressed PLY file")
     offset, elements = _parse_header(data, path)
     arrays: dict[str, np.ndarray] = {}
     for name, count, props in elements:
@@ -106,6 +110,7 @@ def _load(path: Path) -> tuple[dict[str, np.ndarray], int]:
         missing = [p for p in need if p not in arrays[name].dtype.names]
         if missing:
             raise SplatpackError(f"element {name!r} lacks {', '.join(missing)}", path)
+    _check_types(arrays, path)
     n = len(arrays["vertex"])
     if n == 0:
         raise SplatpackError("compressed PLY has zero vertices", path)
@@ -116,6 +121,20 @@ def _load(path: Path) -> tuple[dict[str, np.ndarray], int]:
     if "sh" in arrays and len(arrays["sh"]) != n:
         raise SplatpackError(f"element 'sh' has {len(arrays['sh'])} rows, expected {n}", path)
     return arrays, n
+
+
+def _check_types(arrays: dict[str, np.ndarray], path: Path) -> None:
+    """Each property has the type the format gives it: packed fields uint32, bounds float, SH bytes uchar."""
+    want = {"vertex": {p: "u4" for p in _PACKED}, "sh": {}}
+    want["chunk"] = {p: "f" for p in _POSITION_BOUNDS + _SCALE_BOUNDS + _COLOR_BOUNDS}
+    for element, fields in arrays.items():
+        for prop in fields.dtype.names:
+            kind = want.get(element, {}).get(prop, "u1" if element == "sh" else None)
+            dtype = fields.dtype[prop]
+            ok = kind is None or (dtype.kind == "f" if kind == "f" else dtype == np.dtype(kind))
+            if not ok:
+                expected = {"u4": "uint", "u1": "uchar", "f": "float"}[kind]
+                raise SplatpackError(f"property {element}.{prop} has type {dtype.name}; expected {expected}", path)
 
 
 def _sh_rest_names(arrays: dict[str, np.ndarray], path: Path) -> list[str]:

@@ -68,14 +68,15 @@ def read_input_bytes(path: str | os.PathLike, kind: str, *, max_bytes: int | Non
         raise SplatpackError(f"is a directory, not {kind}", label) from None
     except OSError as exc:
         raise SplatpackError(f"cannot read: {exc.strerror or exc}", label) from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(fd)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or (max_bytes is not None and st.st_size > max_bytes):
+        os.close(fd)
         if stat.S_ISDIR(st.st_mode):
             raise SplatpackError(f"is a directory, not {kind}", label)
         if not stat.S_ISREG(st.st_mode):
             raise SplatpackError(f"is {_kind_of(st.st_mode)}, not a regular file; refusing to read it", label)
-        if max_bytes is not None and st.st_size > max_bytes:
-            raise SplatpackError(f"is {st.st_size} bytes, more than {kind} may hold ({max_bytes})", label)
+        raise SplatpackError(f"is {st.st_size} bytes, more than {kind} may hold ({max_bytes})", label)
+    with os.fdopen(fd, "rb") as f:
         try:
             # Never more than the size fstat saw: a file growing while read cannot make the read unbounded.
             return f.read(st.st_size)

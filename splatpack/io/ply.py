@@ -21,6 +21,7 @@ from numpy.lib import recfunctions as rfn
 
 from splatpack.errors import SplatpackError
 from splatpack.io.atomic import atomic_output
+from splatpack.io.files import check_input
 from splatpack.scene import SH_REST_COUNT, Splats
 
 # PLY scalar type names (both spellings of the spec) -> numpy type code without byte order.
@@ -142,6 +143,7 @@ def _parse_header(head: bytes, path) -> _Header:
 
 
 def _read_head(path) -> bytes:
+    check_input(path)  # a FIFO would block the open, a device never ends
     try:
         with open(path, "rb") as f:
             return f.read(_MAX_HEADER)
