@@ -20,6 +20,7 @@ replaces it with OMG's learned static feature), and SH degree follows ``sh_degre
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -90,6 +91,7 @@ class OmgModel(SplatpackModel):
         self._train_cameras = None
         self._generator = torch.Generator().manual_seed(self.config.seed)
         self.omg_events: list[tuple[str, int, int, int]] = []  # (event, step, Gaussians before, after)
+        self.importance_seconds = 0.0  # wall time spent accumulating importance (the goal: < 10 % of training)
 
     def get_training_callbacks(
         self, training_callback_attributes: TrainingCallbackAttributes
@@ -110,6 +112,7 @@ class OmgModel(SplatpackModel):
         """Importance over all training views at the current training resolution, one entry per image size."""
         if self._train_cameras is None:
             raise RuntimeError("OMG's importance needs the training cameras (set when training starts)")
+        start = time.perf_counter()
         cameras = self._train_cameras.to(self.device)
         scale = self._get_downscale_factor()
         cameras.rescale_output_resolution(1 / scale)
@@ -129,6 +132,7 @@ class OmgModel(SplatpackModel):
                 near_plane=NEAR_PLANE, rasterize_mode=self.config.rasterize_mode,
             )  # fmt: skip
             results.append((int(w), int(h), imp))
+        self.importance_seconds += time.perf_counter() - start
         return results
 
     def importance_score(self) -> torch.Tensor:
@@ -150,7 +154,10 @@ class OmgModel(SplatpackModel):
 
     def _log(self, event: str, before: int) -> None:
         self.omg_events.append((event, self.step, before, self.num_points))
-        CONSOLE.log(f"OMG {event} at step {self.step}: {before} -> {self.num_points} Gaussians")
+        CONSOLE.log(
+            f"OMG {event} at step {self.step}: {before} -> {self.num_points} Gaussians "
+            f"(importance so far {self.importance_seconds:.1f} s)"
+        )
 
     @torch.no_grad()
     def blur_split(self) -> int:
