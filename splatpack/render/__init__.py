@@ -19,7 +19,7 @@ from torch import Tensor
 
 from splatpack.errors import SplatpackError
 from splatpack.render import _gsplat, _torch_impl
-from splatpack.render.registry import AUTO, Backend, RasterOptions, available_backends, register, resolve
+from splatpack.render.registry import AUTO, Backend, RasterInputs, RasterOptions, available_backends, register, resolve
 
 __all__ = ["RasterOptions", "RenderOutput", "available_backends", "rasterize", "render_splats"]
 
@@ -104,8 +104,9 @@ def rasterize(
     _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, opts)
     chosen, impl = resolve(backend, means.device)
     opts = dataclasses.replace(opts, tile_size=chosen.tile_size if opts.tile_size is None else int(opts.tile_size))
-    r = impl(means, quats, scales, opacities, colors, viewmats, Ks, int(width), int(height), opts)
-    return RenderOutput(r.rgb, r.alpha, r.depth, r.info(int(width), int(height), opts.tile_size, chosen.name))
+    inputs = RasterInputs(means, quats, scales, opacities, colors, viewmats, Ks, int(width), int(height))
+    r = impl(inputs, opts)
+    return RenderOutput(r.rgb, r.alpha, r.depth, r.info(inputs.width, inputs.height, opts.tile_size, chosen.name))
 
 
 def render_splats(

@@ -5,9 +5,8 @@ from __future__ import annotations
 import functools
 
 import torch
-from torch import Tensor
 
-from splatpack.render.registry import Raster, RasterOptions
+from splatpack.render.registry import Raster, RasterInputs, RasterOptions
 
 DEFAULT_TILE_SIZE = 16  # gsplat's kernels are tuned for 16x16 tiles
 
@@ -24,24 +23,13 @@ def cuda_ops_load() -> bool:
     return _C is not None
 
 
-def rasterize(
-    means: Tensor,
-    quats: Tensor,
-    scales: Tensor,
-    opacities: Tensor,
-    colors: Tensor,
-    viewmats: Tensor,
-    Ks: Tensor,
-    width: int,
-    height: int,
-    options: RasterOptions,
-) -> Raster:
+def rasterize(inputs: RasterInputs, options: RasterOptions) -> Raster:
     """The backend contract (``splatpack.render.registry``); CUDA tensors only."""
     from gsplat import rasterization
 
     o = options
     colors_depth, alpha, meta = rasterization(
-        means, quats, scales, opacities, colors, viewmats, Ks, width, height,
+        *inputs,
         near_plane=o.near_plane, far_plane=o.far_plane, eps2d=o.eps2d, sh_degree=o.sh_degree, packed=False,
         tile_size=o.tile_size, backgrounds=o.backgrounds, render_mode="RGB+ED", rasterize_mode=o.rasterize_mode,
         absgrad=o.absgrad,

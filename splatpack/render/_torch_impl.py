@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from splatpack.render.registry import Raster, RasterOptions
+from splatpack.render.registry import Raster, RasterInputs, RasterOptions
 from splatpack.render.sh import sh_to_rgb
 
 # gsplat's cut-offs (RasterizeToPixels3DGSFwd.cu): alphas are capped below 1 (0.999 in gsplat 1.5.3, where
@@ -314,19 +314,9 @@ def _padded(coefs: Tensor, feats: Tensor):
     return torch.cat([coefs, pad]), feats_t
 
 
-def rasterize(
-    means: Tensor,
-    quats: Tensor,
-    scales: Tensor,
-    opacities: Tensor,
-    colors: Tensor,
-    viewmats: Tensor,
-    Ks: Tensor,
-    width: int,
-    height: int,
-    options: RasterOptions,
-) -> Raster:
+def rasterize(inputs: RasterInputs, options: RasterOptions) -> Raster:
     """The backend contract (``splatpack.render.registry``): render C views, any device and float dtype."""
+    means, quats, scales, opacities, colors, viewmats, Ks, width, height = inputs
     o, tile_size = options, options.tile_size
     n_cams, n = viewmats.shape[0], means.shape[0]
     proj = project(

@@ -2,11 +2,10 @@
 
 A backend registers a ``Backend``: its name, whether it can run on this machine (``available``), which tensor
 devices it takes, its default tile size, a priority for ``"auto"``, and one ``rasterize`` function with the
-signature ``rasterize(means, quats, scales, opacities, colors, viewmats, Ks, width, height, options) -> Raster``.
-The options (``RasterOptions``) and the per-Gaussian ``info`` dict are defined here once, so a new backend
-(a CUDA kernel, say) only maps its own outputs onto ``Raster``. ``ops`` carries further functions a backend
-accelerates (looked up with ``resolve(..., op=NAME)``), so other renderer-shaped operations can be dispatched
-the same way.
+signature ``rasterize(inputs: RasterInputs, options: RasterOptions) -> Raster``. The inputs, the options and the
+per-Gaussian ``info`` dict are defined here once, so a new backend (a CUDA kernel, say) only maps its own outputs
+onto ``Raster``. ``ops`` carries further functions a backend accelerates (looked up with ``resolve(..., op=NAME)``),
+so other renderer-shaped operations (per-Gaussian importance, say) are dispatched the same way.
 """
 
 from __future__ import annotations
@@ -34,6 +33,26 @@ class RasterOptions:
     rasterize_mode: str = "classic"  # or "antialiased" (opacity compensation of the 2D filter)
     tile_size: int | None = None  # None: the backend's default; images do not depend on it
     absgrad: bool = False  # backward also sets info["means2d"].absgrad (gsplat's absgrad densification)
+
+
+@dataclass
+class RasterInputs:
+    """Activated Gaussians, the cameras and the image size, as ``splatpack.render.rasterize`` documents them."""
+
+    means: Tensor  # (N, 3)
+    quats: Tensor  # (N, 4) (w, x, y, z), any norm
+    scales: Tensor  # (N, 3)
+    opacities: Tensor  # (N,)
+    colors: Tensor  # (N, 3) RGB or (N, K, 3) SH coefficients
+    viewmats: Tensor  # (C, 4, 4) world-to-camera, OpenCV axes
+    Ks: Tensor  # (C, 3, 3)
+    width: int
+    height: int
+
+    def __iter__(self):
+        """The fields in gsplat's positional order (``rasterization(*inputs, ...)``), without copies."""
+        return iter((self.means, self.quats, self.scales, self.opacities, self.colors, self.viewmats, self.Ks,
+                     self.width, self.height))  # fmt: skip
 
 
 @dataclass
