@@ -351,3 +351,12 @@ def test_upload_cap_refuses_large_uploads_before_buffering(tmp_path, viewer_fact
     assert not v.server.gui._current_file_upload_states.get("big")
     liar = v.server.gui._current_file_upload_states.get("liar")
     assert liar is None or not liar["parts"]
+
+
+def test_ns_train_viewer_defaults_to_loopback():
+    """nerfstudio's own default is 0.0.0.0; `ns-train splatpack` must keep its viewer on this machine."""
+    pytest.importorskip("nerfstudio")
+    from splatpack.nerfstudio.method import splatpack_base_method, splatpack_method
+
+    for method in (splatpack_method, splatpack_base_method):
+        assert method.config.viewer.websocket_host == "127.0.0.1"

@@ -70,7 +70,8 @@ def _trainer(name: str, model: SplatpackModelConfig) -> TrainerConfig:
                 ),
             },
         },
-        viewer=ViewerConfig(num_rays_per_chunk=1 << 15),
+        # nerfstudio's viewer listens on 0.0.0.0 by default; ours stays on this machine unless asked otherwise.
+        viewer=ViewerConfig(num_rays_per_chunk=1 << 15, websocket_host="127.0.0.1"),
         vis="viewer",
     )
 
