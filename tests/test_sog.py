@@ -196,32 +196,6 @@ def test_sh_degree_option(tmp_path):
         sog.write(scene(100, 1), tmp_path / "x.sog", sh_degree=3)
 
 
-def test_kmeans_1d_is_lloyd_optimal():
-    rng = np.random.default_rng(0)
-    x = np.concatenate([rng.normal(0, 1, 20000), rng.normal(8, 0.1, 500)])
-    book, labels = sog.kmeans_1d(x, k=16)
-    assert np.all(np.diff(book) >= 0)
-    # Each label is the nearest entry and each entry the mean of its cell (Lloyd's fixed point).
-    assert np.array_equal(np.abs(x[:, None] - book[None, :].astype(np.float64)).argmin(1), labels)
-    for j in range(16):
-        assert abs(x[labels == j].mean() - book[j]) < 1e-3 * max(1, abs(book[j]))
-    # Beats a uniform 16-level grid by a wide margin on this skewed data.
-    grid = np.linspace(x.min(), x.max(), 16)
-    uniform = np.abs(x[:, None] - grid[None]).min(1)
-    assert np.mean((x - book[labels]) ** 2) < 0.5 * np.mean(uniform**2)
-
-
-def test_palette_kmeans_shapes_and_quality():
-    rng = np.random.default_rng(1)
-    centres = rng.normal(size=(100, 9))
-    x = (centres[rng.integers(0, 100, 4000)] + 0.01 * rng.normal(size=(4000, 9))).astype(np.float32)
-    cb, labels = sog.kmeans_palette(x, 256, iterations=10, seed=0)
-    assert cb.shape == (256, 9) and labels.min() >= 0 and labels.max() < 256
-    assert np.sqrt(((cb[labels] - x) ** 2).sum(1)).mean() < 0.1
-    few, lab = sog.kmeans_palette(x[:50], 1024)
-    assert few.shape == (50, 9) and np.array_equal(lab, np.arange(50))
-
-
 # ---------------------------------------------------------------------------------------------- bad input
 
 

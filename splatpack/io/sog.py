@@ -17,8 +17,8 @@ Legacy version 1 (no ``version`` key; e.g. the PlayCanvas logo sample) stores sc
 the SH palette as 8-bit lerps between ``mins``/``maxs`` instead of codebooks.
 
 The writer sorts Gaussians into the grid with ``splatpack.sort.grid_order`` (PLAS by default) so that
-neighbouring texels hold similar values and the WebP textures compress well, and builds the codebooks with
-exact 1-D Lloyd k-means and the SH palette with a two-level k-means.
+neighbouring texels hold similar values and the WebP textures compress well, and builds the codebooks and the
+SH palette with ``splatpack.quant.kmeans``.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from splatpack.errors import SplatpackError
 from splatpack.io.atomic import atomic_folder, atomic_output
 from splatpack.io.files import check_expansion, check_input, read_input_bytes
 from splatpack.io.values import unit_quaternions
+from splatpack.quant.kmeans import kmeans_1d, kmeans_palette
 from splatpack.scene import SH_REST_COUNT, Splats
 
 VERSION = 2
@@ -488,174 +489,11 @@ def palette_size(n: int) -> int:
     return int(min(64, 2 ** math.floor(math.log2(n / 1024))) * 1024)
 
 
-def _lloyd_1d(v: np.ndarray, prefix: np.ndarray, centroids: np.ndarray, iterations: int) -> np.ndarray:
-    """Lloyd iterations on sorted ``v``: every cell is a contiguous run, found by binary search."""
-    for _ in range(iterations):
-        cuts = np.searchsorted(v, (centroids[1:] + centroids[:-1]) / 2)
-        start = np.concatenate([[0], cuts])
-        end = np.concatenate([cuts, [len(v)]])
-        size = end - start
-        new = np.sort(np.where(size > 0, (prefix[end] - prefix[start]) / np.maximum(size, 1), centroids))
-        if np.array_equal(new, centroids):
-            break
-        centroids = new
-    return centroids
-
-
-def _histogram_dp(v: np.ndarray, k: int, bins: int) -> np.ndarray | None:
-    """Squared-error-optimal ``k`` centroids of ``v`` (sorted) pre-binned into ``bins`` runs (exact
-    dynamic programming over bin boundaries, vectorised per centroid count); None when there are too few
-    distinct bins to need it."""
-    rank = np.linspace(0.0, 1.0, len(v))
-    spread = (v - v[0]) / (v[-1] - v[0])
-    # Bin edges halfway between rank and value space: fine where the data is dense, still present in the tails.
-    b = np.minimum(((0.5 * rank + 0.5 * spread) * bins).astype(np.int64), bins - 1)
-    cnt = np.bincount(b, minlength=bins).astype(np.float64)
-    keep = cnt > 0
-    cnt, sm, sq = (
-        cnt[keep],
-        np.bincount(b, weights=v, minlength=bins)[keep],
-        np.bincount(b, weights=v * v, minlength=bins)[keep],
-    )
-    h = len(cnt)
-    if h <= k:
-        return None
-    w, s1, s2 = (np.concatenate([[0.0], np.cumsum(a)]) for a in (cnt, sm, sq))
-    a, j = np.arange(h)[:, None], np.arange(h)[None, :]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cost = (s2[j + 1] - s2[a]) - (s1[j + 1] - s1[a]) ** 2 / (w[j + 1] - w[a])
-    cost = np.where(j >= a, np.maximum(cost, 0.0), np.inf)  # cost[a, j]: one centroid for bins a..j
-    dp = cost[0].copy()
-    splits = np.empty((k, h), np.int64)
-    cols = np.arange(h)
-    for m in range(1, k):
-        total = dp[:-1, None] + cost[1:, :]  # last run starts at bin s + 1
-        splits[m] = total.argmin(axis=0)
-        dp = total[splits[m], cols]
-    centroids, end = np.empty(k), h - 1
-    for m in range(k - 1, -1, -1):
-        first = splits[m][end] + 1 if m else 0
-        centroids[m] = (s1[end + 1] - s1[first]) / (w[end + 1] - w[first])
-        end = first - 1
-    return centroids
-
-
-def kmeans_1d(
-    values: np.ndarray, k: int = CODEBOOK_SIZE, iterations: int = 2000, bins: int = 512
-) -> tuple[np.ndarray, np.ndarray]:
-    """1-D k-means codebook: (``k`` float32 centroids ascending, labels shaped like ``values``).
-
-    Lloyd alone lands in very different local optima depending on its start (quantile starts starve the
-    tails, uniform starts the dense middle), so the start is the exact optimum over a fine histogram, and
-    Lloyd on the full data polishes it (each 1-D iteration is one binary search of the ``k - 1`` cell edges).
-    """
-    flat = np.asarray(values, dtype=np.float64).ravel()
-    v = np.sort(flat)
-    prefix = np.concatenate([[0.0], np.cumsum(v)])
-    start = _histogram_dp(v, k, bins) if v[-1] > v[0] else None
-    if start is None:  # few distinct values: quantiles already hit them all
-        start = v[np.minimum((np.arange(k) + 0.5) / k * len(v), len(v) - 1).astype(np.int64)]
-    centroids = _lloyd_1d(v, prefix, start, iterations).astype(np.float32)
-    # Labels from the float32 values the file stores, so the decoder sees the nearest stored entry.
-    stored = centroids.astype(np.float64)
-    labels = np.searchsorted((stored[1:] + stored[:-1]) / 2, flat, side="right")
-    return centroids, labels.reshape(np.shape(values))
-
-
-def _assign(x: torch.Tensor, centroids: torch.Tensor, batch: int = 65536) -> torch.Tensor:
-    """Index of the nearest centroid (squared L2) for every row of ``x``."""
-    c_sq = (centroids * centroids).sum(dim=1)
-    out = torch.empty(len(x), dtype=torch.int64)
-    for i in range(0, len(x), batch):
-        xb = x[i : i + batch]
-        out[i : i + batch] = torch.addmm(c_sq, xb, centroids.T, alpha=-2).argmin(dim=1)
-    return out
-
-
-def _cluster_sums(x: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
-    """(k, D) per-cluster sums in float64; one flat bincount beats index_add_ on a busy multi-core CPU."""
-    d = x.shape[1]
-    flat = (labels[:, None] * d + torch.arange(d)).reshape(-1)
-    return torch.bincount(flat, weights=x.reshape(-1).double(), minlength=k * d).reshape(k, d)
-
-
-def _lloyd(x: torch.Tensor, k: int, iterations: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Plain k-means from ``k`` distinct random points; empty clusters keep their centroid."""
-    centroids = x[torch.randperm(len(x), generator=gen)[:k]].clone()
-    labels = _assign(x, centroids)
-    for _ in range(iterations):
-        sums = _cluster_sums(x, labels, k)
-        counts = torch.bincount(labels, minlength=k)
-        filled = counts > 0
-        centroids[filled] = (sums[filled] / counts[filled, None]).to(x.dtype)
-        new = _assign(x, centroids)
-        if torch.equal(new, labels):
-            break
-        labels = new
-    return centroids, labels
-
-
-# Multiply-adds one Lloyd assignment pass of the SH palette may cost (~1-2 s on a 2-core CPU).
-PALETTE_PASS_BUDGET = 4e10
-
-
-def kmeans_palette(x: np.ndarray, k: int, iterations: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """k-means of the (N, D) rows into ``k`` centroids: (centroids (k', D), labels (N,)).
-
-    Flat k-means when one assignment pass (N*k*D) fits ``PALETTE_PASS_BUDGET``: it fits measurably better
-    than any split (10k random SH-3 rows into 8192 entries: RMSE 0.0607 flat, 0.0632 split in sqrt(k)
-    groups). Beyond that (a 1M scene's 64k palette would be ~3e12 per pass) the rows are first split into
-    the fewest coarse clusters that bring a pass within budget, and each is split into centroids in
-    proportion to its size. Fine centroids of one coarse cluster get consecutive labels, so similar Gaussians
-    (placed side by side by the grid sort) also get similar labels, which the label texture's high byte
-    rewards. With ``k >= N`` every row is its own entry.
-    """
-    n = len(x)
-    if n <= k:
-        return x.astype(np.float32), np.arange(n)
-    gen = torch.Generator().manual_seed(seed)
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    coarse_k = min(int(math.ceil(n * k * x.shape[1] / PALETTE_PASS_BUDGET)), int(math.sqrt(k)))
-    if coarse_k <= 1:
-        centroids, labels = _lloyd(xt, k, iterations, gen)
-        return centroids.numpy(), labels.numpy()
-    # The coarse split only has to be roughly right: fit it on a sample, then assign everything.
-    sample = xt[torch.randperm(n, generator=gen)[: min(n, 64 * coarse_k)]]
-    coarse, _ = _lloyd(sample, coarse_k, iterations, gen)
-    groups = _assign(xt, coarse)
-    sizes = torch.bincount(groups, minlength=coarse_k).numpy()
-    # Largest-remainder split of k over the groups, never more centroids than points in a group.
-    share = sizes * (k / n)
-    quota = np.floor(share).astype(np.int64)
-    spare = np.argsort(-(share - quota) + (quota >= sizes) * 2.0, kind="stable")
-    short = k - int(quota.sum())
-    for g in spare:
-        if short == 0:
-            break
-        if quota[g] < sizes[g]:
-            quota[g] += 1
-            short -= 1
-    order = torch.argsort(groups, stable=True)
-    centroids = torch.empty(k, xt.shape[1])
-    labels = torch.empty(n, dtype=torch.int64)
-    start, first = 0, 0
-    for size, kg in zip(sizes.tolist(), quota.tolist()):
-        idx = order[start : start + size]
-        start += size
-        if kg == 0:
-            continue
-        c, lab = _lloyd(xt[idx], kg, iterations, gen)
-        centroids[first : first + kg] = c
-        labels[idx] = lab + first
-        first += kg
-    return centroids[:first].numpy(), labels.numpy()
-
-
-def sort_key(splats: Splats) -> torch.Tensor:
+def texture_key(splats: Splats) -> torch.Tensor:
     """(N, 9) grid-sort key in the domain the textures store: log-transformed centres, log scales and DC
-    colour, each channel z-scored. Centres weigh 12x: the high-byte position texture is the one a grid that
-    neglects position hurts most. Measured whole-file sizes (weights 3 / 6 / 12 / 20 / 40): biker 1,949,020 /
-    1,936,498 / 1,930,016 / 1,934,460 / 1,939,662 B; on a trained SH-3 scene 12 costs 0.5 % against 3."""
+    colour, each channel z-scored (unlike ``splatpack.sort.self_organizing_key``, which sorts activated values
+    standardised per attribute). Centres weigh 12x: the high-byte position texture is the one a grid that
+    neglects position hurts most (the weight's size sweep: BENCHMARKS.md, "Sort keys")."""
     means = torch.sign(splats.means) * torch.log1p(splats.means.abs())
     key = torch.cat([means, splats.log_scales, splats.sh0[:, 0]], dim=1).to(torch.float32)
     key = (key - key.mean(0)) / key.std(0, correction=0).clamp_min(1e-12)
@@ -751,7 +589,7 @@ def encode(
 
     from splatpack.sort import grid_order
 
-    order, grid_width = grid_order(sort_key(splats), sort, width=width, seed=seed)
+    order, grid_width = grid_order(texture_key(splats), sort, width=width, seed=seed)
     order = np.asarray(order, dtype=np.int64)
     if grid_width != width:
         width, height = grid_width, math.ceil(n / grid_width / 4) * 4
