@@ -98,15 +98,15 @@ class Splats:
         def f32(a) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
 
-        n = len(means)
-        return cls(
-            means=f32(means),
-            quats=f32(quats),
-            log_scales=f32(log_scales),
-            opacity_logits=f32(opacity_logits),
-            sh0=f32(sh0).reshape(n, 1, 3),
-            shN=f32(shN).reshape(n, -1, 3),
-        ).validate(source=None if source is None else str(source))
+        from splatpack.edit.nonfinite import resolve
+
+        fields = {"means": means, "quats": quats, "log_scales": log_scales, "opacity_logits": opacity_logits}
+        fields = {k: np.asarray(v, dtype=np.float32) for k, v in {**fields, "sh0": sh0, "shN": shN}.items()}
+        # Non-finite values follow the reading policy in force (splatpack.edit.nonfinite), as in every reader.
+        f = {k: f32(v) for k, v in resolve(fields, source=source).items()}
+        n = len(f["means"])
+        f.update(sh0=f["sh0"].reshape(n, 1, 3), shN=f["shN"].reshape(n, -1, 3))
+        return cls(**f).validate(source=None if source is None else str(source))
 
     @classmethod
     def random(cls, n: int, sh_degree: int = 0, *, seed: int = 0, extent: float = 1.0, dtype=torch.float32) -> Splats:
@@ -202,16 +202,9 @@ class Splats:
         if len(dtypes) > 1 or not next(iter(dtypes)).is_floating_point:
             raise SplatpackError(f"Splats fields must share one floating dtype, got {sorted(map(str, dtypes))}", source)
         if check_finite:
-            for name in self.FIELDS:
-                t = getattr(self, name)
-                bad = ~torch.isfinite(t)
-                if bad.any():
-                    rows = bad.reshape(t.shape[0], -1).any(dim=1).nonzero()[:, 0]
-                    raise SplatpackError(
-                        f"{name} has {int(rows.numel())} Gaussian(s) with NaN/Inf values "
-                        f"(first at index {int(rows[0])})",
-                        source,
-                    )
+            from splatpack.edit.nonfinite import refuse_nonfinite
+
+            refuse_nonfinite({name: getattr(self, name) for name in self.FIELDS}, source)
         return self
 
     # ------------------------------------------------------------------ transforms

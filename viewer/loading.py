@@ -30,12 +30,13 @@ class LoadedScene:
         return len(self.splats)
 
 
-def load_scene(path: str | Path, name: str | None = None) -> LoadedScene:
-    """Read ``path`` with ``splatpack.io``; raises ``SplatpackError`` for anything unreadable."""
+def load_scene(path: str | Path, name: str | None = None, *, nonfinite: str | None = None) -> LoadedScene:
+    """Read ``path`` with ``splatpack.io`` (``nonfinite``: the NaN/Inf policy); raises ``SplatpackError`` for
+    anything unreadable."""
     path = Path(path)
     fmt = sio.detect_format(path)
     start = time.perf_counter()
-    splats = sio.read(path, format=fmt)
+    splats = sio.read(path, format=fmt, nonfinite=nonfinite)
     decode_seconds = time.perf_counter() - start
     if len(splats) == 0:
         raise SplatpackError("the file holds no Gaussians", path)

@@ -9,6 +9,8 @@ from typing import Literal
 
 import tyro
 
+from splatpack.edit.nonfinite import Policy
+
 
 @dataclasses.dataclass
 class Command:
@@ -31,6 +33,9 @@ class Command:
     """How the grid format orders Gaussians into its 2D textures (PLAS gives the smallest files)."""
     seed: int = 0
     """Seed for the sort and codebook k-means (same seed, same bytes)."""
+    nonfinite: Policy = "clamp"
+    """NaN/Inf values in the input: clamp (infinite opacities and scales become the largest finite value; NaN is
+    refused), drop (remove those Gaussians) or error."""
 
     def run(self) -> None:
         from rich.console import Console
@@ -46,7 +51,7 @@ class Command:
         if out_fmt is None:
             raise SplatpackError("cannot tell the output format from the name; pass --format", self.output)
         with console.status(f"reading {self.input}"):
-            splats = sio.read(self.input, format=in_fmt)
+            splats = sio.read(self.input, format=in_fmt, nonfinite=self.nonfinite)
         if self.sh_degree is not None:
             if not 0 <= self.sh_degree <= 3:
                 raise SplatpackError(f"--sh-degree {self.sh_degree} is out of range 0-3")

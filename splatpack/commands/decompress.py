@@ -8,6 +8,8 @@ from pathlib import Path
 
 import tyro
 
+from splatpack.edit.nonfinite import Policy
+
 
 @dataclasses.dataclass
 class Command:
@@ -17,6 +19,9 @@ class Command:
     """Input splat file (.spz, .sog, SOG folder, .splat, .compressed.ply, .ply)."""
     output: tyro.conf.Positional[Path]
     """Output .ply file (written atomically)."""
+    nonfinite: Policy = "clamp"
+    """NaN/Inf values in the input: clamp (infinite opacities and scales become the largest finite value; NaN is
+    refused), drop (remove those Gaussians) or error."""
 
     def run(self) -> None:
         from rich.console import Console
@@ -28,7 +33,7 @@ class Command:
         start = time.perf_counter()
         in_fmt = sio.detect_format(self.input)
         with console.status(f"reading {self.input}"):
-            splats = sio.read(self.input, format=in_fmt)
+            splats = sio.read(self.input, format=in_fmt, nonfinite=self.nonfinite)
         with console.status(f"writing {self.output}"):
             sio.write(splats, self.output, format="ply", inputs=(self.input,))
         print(

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import tyro
 
+from splatpack.edit.nonfinite import Policy
+
 
 @dataclasses.dataclass
 class Command:
@@ -17,6 +19,9 @@ class Command:
     """Any file splatpack reads."""
     json: bool = False
     """Print one JSON object instead of a table."""
+    nonfinite: Policy = "clamp"
+    """NaN/Inf values in the input: clamp (infinite opacities and scales become the largest finite value; NaN is
+    refused), drop (remove those Gaussians) or error."""
 
     def run(self) -> None:
         from rich.console import Console
@@ -30,7 +35,7 @@ class Command:
         facts = {"file": str(self.file), "format": fmt}
         if hasattr(module, "describe"):
             facts.update(module.describe(self.file))
-        splats = sio.read(self.file, format=fmt)
+        splats = sio.read(self.file, format=fmt, nonfinite=self.nonfinite)
         lo, hi = splats.bounds()
         size = path_size(self.file)
         facts.update(

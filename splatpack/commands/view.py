@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 import tyro
 
+from splatpack.edit.nonfinite import Policy
+
 
 @dataclasses.dataclass
 class Command:
@@ -29,6 +31,9 @@ class Command:
     Blender-style ones. The GUI can change it too."""
     screenshot_dir: Path = Path(".")
     """Folder where the GUI's screenshot button saves PNGs."""
+    nonfinite: Policy = "clamp"
+    """NaN/Inf values in the input: clamp (infinite opacities and scales become the largest finite value; NaN is
+    refused), drop (remove those Gaussians) or error."""
     max_upload_mb: float = 500.0
     """Largest file the GUI's Open / Compare buttons accept, in MB (what it may decode to is bounded by the readers'
     own limits)."""
@@ -52,7 +57,7 @@ class Command:
         if not self.max_upload_mb > 0:
             raise SplatpackError(f"--max-upload-mb must be positive, got {self.max_upload_mb}")
         logging.basicConfig(level=logging.INFO, format="splatpack view: %(message)s", stream=sys.stderr)
-        scenes = [load_scene(p) for p in (self.file, self.file2) if p is not None]
+        scenes = [load_scene(p, nonfinite=self.nonfinite) for p in (self.file, self.file2) if p is not None]
         viewer = Viewer(
             scenes,
             host=self.host,

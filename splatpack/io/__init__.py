@@ -19,6 +19,7 @@ import stat
 from pathlib import Path
 from types import ModuleType
 
+from splatpack.edit.nonfinite import reading_policy
 from splatpack.errors import SplatpackError
 from splatpack.io.atomic import refuse_overwriting_inputs
 from splatpack.io.files import check_input
@@ -73,10 +74,15 @@ def detect_format(path: str | os.PathLike) -> str:
     return by_name
 
 
-def read(path: str | os.PathLike, format: str | None = None) -> Splats:
-    """Read any supported splat file into ``Splats`` (float32, CPU)."""
+def read(path: str | os.PathLike, format: str | None = None, *, nonfinite: str | None = None, **options) -> Splats:
+    """Read any supported splat file into ``Splats`` (float32, CPU).
+
+    ``nonfinite`` is the policy for NaN/Inf values (``splatpack.edit.nonfinite``: clamp, drop or error; default
+    clamp); ``options`` go to the format's reader (``lod_level`` for LOD SOG).
+    """
     fmt = format or detect_format(path)
-    return format_module(fmt).read(path)
+    with reading_policy(nonfinite):
+        return format_module(fmt).read(path, **options)
 
 
 def write(splats: Splats, path: str | os.PathLike, format: str | None = None, *, inputs=(), **options) -> None:

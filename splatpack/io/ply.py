@@ -19,6 +19,7 @@ import plyfile
 import torch
 from numpy.lib import recfunctions as rfn
 
+from splatpack.edit.nonfinite import resolve
 from splatpack.errors import SplatpackError
 from splatpack.io.atomic import atomic_output
 from splatpack.io.files import check_input
@@ -305,18 +306,10 @@ def read(path: str | os.PathLike) -> Splats:
         field: rfn.structured_to_unstructured(records[list(names)], dtype=np.float32, copy=True)
         for field, names in _field_names(degree).items()
     }
-    bad = {
-        name: count
-        for field, names in _field_names(degree).items()
-        if not np.isfinite(arrays[field]).all()
-        for name, count in zip(names, (~np.isfinite(arrays[field])).sum(axis=0).tolist())
-        if count
-    }
-    if bad:
-        listed = ", ".join(f"{name} ({count})" for name, count in bad.items())
-        raise SplatpackError(f"NaN/Inf values in {sum(bad.values())} entries: {listed}", path)
+    # NaN/Inf follow the reading policy (splatpack.edit.nonfinite): clamped infinite opacities/scales by default.
+    arrays = resolve(arrays, source=path, names=_field_names(degree))
 
-    n = vertex.count
+    n = len(arrays["means"])
     return Splats(
         means=torch.from_numpy(arrays["means"]),
         quats=torch.from_numpy(arrays["quats"]),
