@@ -20,63 +20,18 @@ import numpy as np
 import torch
 
 from splatpack.datasets.cameras import camera_to_viewmats
+from splatpack.edit.rigid import quat_from_matrix, quat_multiply, rotate_sh
 from splatpack.errors import SplatpackError
 from splatpack.evaluation import QUALITY, Views, evaluate, round_trip
 from splatpack.io.atomic import atomic_output
 from splatpack.nerfstudio.convert import NEAR_PLANE, splats_of
-from splatpack.render.sh import sh_basis
 from splatpack.scene import Splats
-
-# Directions used to fit the per-band SH rotation matrices: more than the 7 unknowns of the largest band.
-_FIT_DIRECTIONS = 64
 
 
 def _check_rotation(rot: torch.Tensor) -> None:
     eye = torch.eye(3, dtype=rot.dtype)
     if not torch.allclose(rot @ rot.T, eye, atol=1e-4) or float(torch.det(rot)) < 0:
         raise SplatpackError("the dataparser transform is not a rotation plus translation; cannot map the scene back")
-
-
-def sh_rotation(rot: torch.Tensor, degree: int) -> list[torch.Tensor]:
-    """Per band l = 1..degree, the (2l+1, 2l+1) matrix D_l with ``Y_l(rot d) = D_l Y_l(d)`` for unit d.
-
-    Rotating a scene by ``rot`` maps each band's coefficients c_l to ``D_l c_l``: the colour seen along
-    ``rot d`` afterwards equals the colour seen along d before. Found by an exact least-squares fit over
-    sample directions (the band is closed under rotation), which avoids convention-specific Wigner formulas.
-    """
-    rot = rot.double()
-    g = torch.Generator().manual_seed(0)
-    dirs = torch.nn.functional.normalize(torch.randn(_FIT_DIRECTIONS, 3, generator=g, dtype=torch.float64), dim=-1)
-    before = sh_basis(degree, dirs)
-    after = sh_basis(degree, dirs @ rot.T)
-    mats = []
-    for l in range(1, degree + 1):
-        band = slice(l * l, (l + 1) * (l + 1))
-        # after = before @ D^T  ->  D^T = lstsq(before, after)
-        mats.append(torch.linalg.lstsq(before[:, band], after[:, band]).solution.T)
-    return mats
-
-
-def _quat_from_matrix(rot: torch.Tensor) -> torch.Tensor:
-    """(w, x, y, z) unit quaternion of a rotation matrix."""
-    from scipy.spatial.transform import Rotation
-
-    x, y, z, w = Rotation.from_matrix(rot.double().numpy()).as_quat()
-    return torch.tensor([w, x, y, z], dtype=torch.float64)
-
-
-def _quat_multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ],
-        dim=-1,
-    )
 
 
 def splats_to_data_frame(splats: Splats, transform: torch.Tensor, scale: float) -> Splats:
@@ -87,14 +42,8 @@ def splats_to_data_frame(splats: Splats, transform: torch.Tensor, scale: float) 
     back = rot.T  # data-frame rotation applied to everything
     dtype = splats.dtype
     means = (splats.means.double() / scale - shift) @ rot  # A^T (x/s - t), row-vector form
-    quats = _quat_multiply(_quat_from_matrix(back).expand(len(splats), 4), splats.quats.double())
-    shN = splats.shN.double()
-    if splats.sh_degree > 0:
-        bands = []
-        for l, mat in enumerate(sh_rotation(back, splats.sh_degree), start=1):
-            band = shN[:, l * l - 1 : (l + 1) * (l + 1) - 1, :]
-            bands.append(torch.einsum("ij,njc->nic", mat, band))
-        shN = torch.cat(bands, dim=1)
+    quats = quat_multiply(quat_from_matrix(back).expand(len(splats), 4), splats.quats.double())
+    shN = rotate_sh(splats.shN.double(), back)
     return Splats(
         means=means.to(dtype),
         quats=quats.to(dtype),
