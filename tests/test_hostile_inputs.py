@@ -74,6 +74,8 @@ for line in sys.stdin:
             sys.stdout = sys.stderr = open(fd, "w", buffering=1)
             limit = vm_size() + spec["headroom"]
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            if "fsize" in spec:  # Python ignores SIGXFSZ: writes past the limit fail with EFBIG
+                resource.setrlimit(resource.RLIMIT_FSIZE, (spec["fsize"], spec["fsize"]))
             rc = job(spec)
         except BaseException:
             traceback.print_exc()
@@ -429,3 +431,96 @@ def test_peak_memory_of_a_valid_read_is_measured_the_same_way(server, tmp_path):
     full = server.run(read="spz", path=str(big))
     assert base[0] == 0 and full[0] == 0
     assert full[2] - base[2] > 56e6
+
+
+# ---------------------------------------------------------------------------------------------- outputs
+
+
+@pytest.fixture(scope="module")
+def sog_input(tmp_path_factory) -> Path:
+    import splatpack.io as sio
+    from splatpack.scene import Splats
+
+    folder = tmp_path_factory.mktemp("sog") / "x.sog.d"
+    sio.write(Splats.random(300, 1, seed=3), folder, sort="none")
+    sio.write(Splats.random(300, 1, seed=3), folder.parent / "in.ply")
+    return folder
+
+
+def _refused(server, argv, folder: Path, message: str) -> None:
+    before = snapshot(folder)
+    rc, text, peak = server.run(argv=[str(a) for a in argv])
+    assert rc == 2 and len(text.strip().splitlines()) == 1 and "Traceback" not in text, (argv, text)
+    assert message in text, (argv, text)
+    assert snapshot(folder) == before, argv
+
+
+def test_outputs_that_overlap_an_input_are_refused(server, sog_input):
+    x, d = sog_input, sog_input.parent
+    for argv in (
+        ["decompress", x, x / "meta.json"],  # into the input folder, over its meta.json
+        ["compress", x / "meta.json", x],  # the folder a meta.json input stands for
+        ["compress", x, x / "inner.spz"],  # inside the input folder
+        ["compress", d / "in.ply", d, "--format", "sog"],  # a folder containing the input
+        ["compress", x / "meta.json", x / "meta.json"],
+    ):
+        _refused(server, argv, d, "refusing")
+
+
+def test_outputs_that_are_not_regular_files_are_never_replaced(server, sog_input, tmp_path):
+    os.mkfifo(tmp_path / "fifo.ply")
+    (tmp_path / "null.ply").symlink_to("/dev/null")
+    os.mkfifo(tmp_path / "fifo.sog.d")
+    for argv in (
+        ["decompress", sog_input, tmp_path / "fifo.ply"],
+        ["decompress", sog_input, tmp_path / "null.ply"],
+        ["compress", sog_input, tmp_path / "fifo.sog.d"],
+    ):
+        _refused(server, argv, tmp_path, "not a regular file")
+    assert (tmp_path / "fifo.ply").is_fifo() and os.readlink(tmp_path / "null.ply") == "/dev/null"
+
+
+@pytest.mark.parametrize("out", ["o.spz", "o.splat", "o.sog", "o.sog.d", "o.ply", "old.sog.d"])
+def test_write_errors_are_one_line_and_leave_nothing(server, sog_input, tmp_path, out):
+    """Disk full / file-size limit midway (RLIMIT_FSIZE): one line, exit 2, no temporary left, old output intact."""
+    import splatpack.io as sio
+    from splatpack.scene import Splats
+
+    if out == "old.sog.d":
+        sio.write(Splats.random(100, 0, seed=9), tmp_path / out, sort="none")
+    before = snapshot(tmp_path)
+    command = "decompress" if out.endswith(".ply") else "compress"
+    rc, text, _ = server.run(argv=[command, str(sog_input), str(tmp_path / out)], fsize=4096)
+    assert rc == 2 and len(text.strip().splitlines()) == 1 and "Traceback" not in text, text
+    assert "cannot write" in text and out in text, text
+    assert snapshot(tmp_path) == before  # the old SOG folder keeps all its files, nothing hidden is left
+
+
+def test_sigterm_removes_the_temporary_file(tmp_path):
+    """`kill`, `timeout` and `docker stop` send SIGTERM: the half-written output must not stay behind."""
+    import signal
+    import time
+
+    import splatpack.io as sio
+    from splatpack.scene import Splats
+
+    src = tmp_path / "big.spz"
+    sio.write(Splats.random(1_000_000, 0, seed=1), src)
+    out = tmp_path / "out.ply"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "splatpack.cli", "decompress", str(src), str(out)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 240
+    while not any(p.name.startswith(".out.ply.") for p in tmp_path.iterdir()):
+        assert proc.poll() is None, "finished before its temporary file was seen"
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert stderr.strip() == "splatpack: terminated"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.spz"]

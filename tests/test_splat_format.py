@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import tempfile
 from pathlib import Path
@@ -16,6 +17,7 @@ from peers.inria_ply import read_ply
 from splatpack import io as splat_io
 from splatpack.errors import SplatpackError
 from splatpack.io import splat
+from splatpack.io.values import F32_TINY
 from splatpack.scene import SH_C0, Splats
 
 COLOR_TOL = 0.5 / 255 / SH_C0 + 1e-5  # on sh0
@@ -145,3 +147,31 @@ def test_fuzzed_files_raise_only_splatpack_errors(cut, edits):
             return
     s.validate()
     assert len(s) == len(data) // 32
+
+
+def test_linear_scale_overflow_is_refused_and_underflow_clamped(tmp_path):
+    """exp(log scale) beyond float32 would store inf, which every reader (ours too) refuses: refused at write
+    time like any infinite value; an exp that underflows to 0 is clamped to the smallest normal float32."""
+    s = Splats.random(10, seed=2)
+    s.log_scales[3, 1] = 100.0
+    with pytest.raises(SplatpackError, match=r"1 Gaussian\(s\) have a log scale above 88.72.*index 3"):
+        splat.write(s, tmp_path / "inf.splat")
+    assert not (tmp_path / "inf.splat").exists()
+    s.log_scales[3, 1] = -200.0
+    splat.write(s, tmp_path / "tiny.splat")
+    back = splat.read(tmp_path / "tiny.splat")
+    assert torch.isfinite(back.log_scales).all() and abs(float(back.log_scales[3, 1]) - math.log(F32_TINY)) < 1e-3
+
+
+@pytest.mark.parametrize("ext", ["splat", "spz", "sog"])  # PLY keeps raw parameters, the zero included
+def test_every_writer_stores_a_zero_quaternion_as_the_identity(tmp_path, ext):
+    import splatpack.io as sio
+
+    s = Splats.random(64, seed=5)
+    s.quats[7] = 0.0
+    path = tmp_path / f"z.{ext}"
+    sio.write(s, path, **({"sort": "none"} if ext == "sog" else {}))
+    q = sio.read(path).quats
+    assert torch.isfinite(q).all()
+    unit = torch.nn.functional.normalize(q[7], dim=0)
+    assert abs(float(unit[0]) - 1.0) < 1e-2, unit  # w = 1: the identity

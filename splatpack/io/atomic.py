@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import os
 import shutil
+import signal
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -85,6 +86,18 @@ def _plain_permissions(path: Path, mode: int) -> None:
     path.chmod(mode & ~umask)
 
 
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while a temporary is created and its clean-up armed: a signal in between would leave
+    it behind. Held signals are delivered (and their handlers run) when the block ends."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _write_error(exc: OSError, out: Path) -> SplatpackError:
     return SplatpackError(f"cannot write: {exc.strerror or exc}", out)
 
@@ -100,14 +113,16 @@ def atomic_output(path: str | os.PathLike, *, inputs: tuple[str | os.PathLike, .
     refuse_overwriting_inputs(out, inputs)
     check_output(out)
     folder = _folder_of(out)
+    tmp = None
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise _write_error(exc, out) from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    _plain_permissions(tmp, 0o666)
-    try:
+        with _signals_held():  # a signal delivered when they are released finds the clean-up below armed
+            try:
+                fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=folder)
+            except OSError as exc:
+                raise _write_error(exc, out) from None
+            os.close(fd)
+            tmp = Path(tmp_name)
+        _plain_permissions(tmp, 0o666)
         try:
             yield tmp
         except OSError as exc:
@@ -117,7 +132,7 @@ def atomic_output(path: str | os.PathLike, *, inputs: tuple[str | os.PathLike, .
         except OSError as exc:
             raise _write_error(exc, out) from None
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             tmp.unlink()
 
 
@@ -156,24 +171,27 @@ def atomic_folder(
     parent = _folder_of(out)
     if out.is_dir() and not replaceable(out):
         raise SplatpackError("output folder exists and holds other files; refusing to replace it", out)
+    tmp = None
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
-    except OSError as exc:
-        raise _write_error(exc, out) from None
-    _plain_permissions(tmp, 0o777)
-    try:
+        with _signals_held():
+            try:
+                tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
+            except OSError as exc:
+                raise _write_error(exc, out) from None
+        _plain_permissions(tmp, 0o777)
         try:
             yield tmp
-            if not out.exists():
-                os.rename(tmp, out)
-            elif not _exchange(tmp, out):
-                # No atomic exchange here: move the old folder aside first, so a crash leaves it (hidden), not a mix.
-                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=parent))
-                os.rename(out, old / "x")
-                os.rename(tmp, out)
-                shutil.rmtree(old)
+            with _signals_held():  # Ctrl-C or SIGTERM never lands between the renames of the fallback
+                if not out.exists():
+                    os.rename(tmp, out)
+                elif not _exchange(tmp, out):
+                    # No atomic exchange here: move the old folder aside first, so a crash leaves it (hidden).
+                    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=parent))
+                    os.rename(out, old / "x")
+                    os.rename(tmp, out)
+                    shutil.rmtree(old)
         except OSError as exc:
             raise _write_error(exc, out) from None
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
