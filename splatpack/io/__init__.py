@@ -32,7 +32,10 @@ FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {
     "spz": ("splatpack.io.spz", (".spz",)),
     "splat": ("splatpack.io.splat", (".splat",)),
     "sog": ("splatpack.io.sog", (".sog", ".sog.d", "meta.json")),
+    "glb": ("splatpack.io.gltf", (".glb",)),
 }
+# Formats whose writer lives in a module of its own (the reader module is then read-only).
+WRITERS: dict[str, str] = {"compressed-ply": "splatpack.io.compressed_ply_write"}
 
 
 def format_module(name: str) -> ModuleType:
@@ -95,7 +98,7 @@ def write(splats: Splats, path: str | os.PathLike, format: str | None = None, *,
     fmt = format or format_from_name(path)
     if fmt is None:
         raise SplatpackError(f"cannot tell the output format from the name; use one of: {', '.join(FORMATS)}", path)
-    mod = format_module(fmt)
+    mod = importlib.import_module(WRITERS[fmt]) if fmt in WRITERS else format_module(fmt)
     if not hasattr(mod, "write"):
         raise SplatpackError(f"writing {fmt} is not supported (read-only format)", path)
     mod.write(splats, path, **options)
