@@ -6,6 +6,8 @@ here (``splatpack.render.registry`` says what one provides):
 
 - ``"torch"``: our pure-torch tile rasterizer (any device, float32/float64, exact gsplat cut-offs);
 - ``"gsplat"``: gsplat 1.5.3's CUDA ``rasterization`` (CUDA tensors only);
+- ``ops``: ``"view_contributions"`` (per-Gaussian importance W, A, M; ``importance_kernel``: splatpack's own
+  kernel from ``cuda/`` on CPU or CUDA, the torch reference where it does not build);
 - ``"auto"``: the highest-priority backend that runs here and takes the tensors' device (gsplat for CUDA
   tensors when its CUDA ops load, else torch).
 """
@@ -18,14 +20,20 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from splatpack.errors import SplatpackError
-from splatpack.render import _gsplat, _torch_impl
+from splatpack.render import _gsplat, _torch_impl, importance_kernel
 from splatpack.render.registry import AUTO, Backend, RasterInputs, RasterOptions, available_backends, register, resolve
 
 __all__ = ["RasterOptions", "RenderOutput", "available_backends", "rasterize", "render_splats"]
 
 RASTERIZE_MODES = ("classic", "antialiased")
 
-register(Backend("torch", _torch_impl.rasterize, _torch_impl.DEFAULT_TILE_SIZE, lambda: True, None, priority=0))
+# "view_contributions": importance accumulation (W, A, M), by the kernel in cuda/ when it builds, else torch.
+register(
+    Backend(
+        "torch", _torch_impl.rasterize, _torch_impl.DEFAULT_TILE_SIZE, lambda: True, None, priority=0,
+        ops={"view_contributions": importance_kernel.view_contributions},
+    )
+)  # fmt: skip
 register(
     Backend(
         "gsplat", _gsplat.rasterize, _gsplat.DEFAULT_TILE_SIZE, _gsplat.cuda_ops_load, frozenset({"cuda"}),

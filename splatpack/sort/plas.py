@@ -12,6 +12,7 @@ import itertools
 
 import torch
 
+from splatpack import kernels
 from splatpack.errors import SplatpackError
 
 # The 24 permutations of 4 items, identity first (so "no change" is permutation 0).
@@ -112,6 +113,7 @@ class _Sorter:
         self.values = grid.reshape(n, self.channels).to(torch.float32)[self.order].contiguous()
         self.select = _SELECT.to(self.device)
         self.source = _SOURCE.to(self.device)
+        self.native = kernels.ops(self.device)  # the fused assignment kernel (cuda/), None: the torch steps below
 
     def _randint(self, high: int) -> int:
         return int(torch.randint(high, (1,), generator=self.gen))
@@ -138,44 +140,54 @@ class _Sorter:
     def _sort_shift(self, target, tile_h, tile_w, shift_y, shift_x, improvement_break) -> bool:
         pos = _tile_positions(self.height, self.width, tile_h, tile_w, shift_y, shift_x, self.device)
         tiles, cells = pos.shape
-        groups = cells // 4
         flat_pos = pos.reshape(-1)
         x = self.values.index_select(0, flat_pos).reshape(tiles, cells, -1)
         y = target.index_select(0, flat_pos).reshape(tiles, cells, -1)
         idx = self.order.index_select(0, flat_pos).reshape(tiles, cells)
         dist = float(((x - y) ** 2).sum(dtype=torch.float64))
-        channels = x.shape[2]
-        flat_x, flat_idx = x.view(-1, channels), idx.view(-1)
         improved = False
-        xs = torch.empty_like(x)
-        ys = torch.empty_like(y)
+        # The torch steps gather each group's vectors into these; the kernel reads them in place.
+        xs, ys = (None, None) if self.native is not None else (torch.empty_like(x), torch.empty_like(y))
         while dist > 0:
             perm = torch.randperm(cells, generator=self.gen).to(self.device)
-            grouped = perm.view(groups, 4)
-            torch.index_select(x, 1, perm, out=xs)
-            torch.index_select(y, 1, perm, out=ys)
-            dots = torch.einsum("gac,gbc->gab", xs.view(-1, 4, channels), ys.view(-1, 4, channels))
-            # Maximising the summed dot products of a placement minimises its summed squared distances.
-            scores = dots.view(-1, 16) @ self.select
-            best_score, best = scores.max(dim=1)
-            gain = float((best_score - scores[:, 0]).sum(dtype=torch.float64))
-            changed = (best != 0).nonzero().squeeze(1)
-            if changed.numel():
-                # Only the groups whose best placement is not the identity move.
-                tile, group = changed // groups, changed % groups
-                slots = tile[:, None] * cells + grouped[group]
-                sources = slots.gather(1, self.source[best[changed]]).reshape(-1)
-                slots = slots.reshape(-1)
-                flat_x.index_copy_(0, slots, flat_x.index_select(0, sources))
-                flat_idx.index_copy_(0, slots, flat_idx.index_select(0, sources))
+            if self.native is not None:
+                # Same decisions bit for bit, in place, without the temporaries (cuda/include/splatpack_math.h).
+                gains = self.native.plas_assign(x, y, idx, perm)
+            else:
+                gains = self._assign(x, y, idx, perm, xs, ys)
+            gain = float(gains.sum(dtype=torch.float64))
             new_dist = dist - 2 * gain
             if 1 - new_dist / dist < improvement_break:
                 break
             dist = new_dist
             improved = True
-        self.values.index_copy_(0, flat_pos, flat_x)
-        self.order.index_copy_(0, flat_pos, flat_idx)
+        self.values.index_copy_(0, flat_pos, x.view(tiles * cells, -1))
+        self.order.index_copy_(0, flat_pos, idx.view(-1))
         return improved
+
+    def _assign(self, x, y, idx, perm, xs, ys) -> torch.Tensor:
+        """Torch reference of one assignment step: every group of 4 (consecutive cells of ``perm``) of every tile
+        takes its best placement, in place on x (tiles, cells, C) and idx; returns best - identity score per group."""
+        tiles, cells, channels = x.shape
+        groups = cells // 4
+        grouped = perm.view(groups, 4)
+        torch.index_select(x, 1, perm, out=xs)
+        torch.index_select(y, 1, perm, out=ys)
+        dots = torch.einsum("gac,gbc->gab", xs.view(-1, 4, channels), ys.view(-1, 4, channels))
+        # Maximising the summed dot products of a placement minimises its summed squared distances.
+        scores = dots.view(-1, 16) @ self.select
+        best_score, best = scores.max(dim=1)
+        changed = (best != 0).nonzero().squeeze(1)
+        if changed.numel():
+            # Only the groups whose best placement is not the identity move.
+            tile, group = changed // groups, changed % groups
+            slots = tile[:, None] * cells + grouped[group]
+            sources = slots.gather(1, self.source[best[changed]]).reshape(-1)
+            slots = slots.reshape(-1)
+            flat_x, flat_idx = x.view(-1, channels), idx.view(-1)
+            flat_x.index_copy_(0, slots, flat_x.index_select(0, sources))
+            flat_idx.index_copy_(0, slots, flat_idx.index_select(0, sources))
+        return best_score - scores[:, 0]
 
 
 def plas_sort(
