@@ -143,13 +143,29 @@ def test_palette_kmeans_low_dimensions(d):
     assert np.array_equal(labels, km.assign(torch.from_numpy(x), torch.from_numpy(cb)).numpy())
 
 
-def test_palette_kmeans_two_level_split(monkeypatch):
-    """Beyond the pass budget the rows are split into coarse groups first: every entry is still used and the
-    fit stays close to the flat one."""
+def test_inverted_file_probing_every_cell_is_exact():
+    x = torch.from_numpy(_clustered(3000, 5, 50, seed=6))
+    centroids = x[:200].clone()
+    first, quota = np.array([0, 70, 120, 120]), np.array([70, 50, 0, 80])  # one empty cell
+    near = torch.tensor([0, 1, 2, 3]).repeat(len(x), 1)
+    index = km._InvertedFile(x, near, first, quota)
+    assert torch.equal(index.assign(centroids), km.assign(x, centroids))
+    # Probing only each row's own cell restricts it to that cell's label range.
+    own = torch.randint(0, 2, (len(x), 1), generator=torch.Generator().manual_seed(0))
+    labels = km._InvertedFile(x, own, first, quota).assign(centroids)
+    lo = torch.from_numpy(first)[own[:, 0]]
+    assert torch.all((labels >= lo) & (labels < lo + torch.from_numpy(quota)[own[:, 0]]))
+
+
+def test_palette_kmeans_inverted_file_fits_like_flat(monkeypatch):
+    """Beyond the pass budget each row searches only its nearest cells' centroids: every entry is still used
+    and the fit matches flat k-means."""
     x = _clustered(6000, 6, 400, seed=5)
     flat_c, flat_l = km.kmeans_palette(x, 512, iterations=10, seed=0)
-    monkeypatch.setattr(km, "PALETTE_PASS_BUDGET", 6000 * 512 * 6 / 8)  # coarse_k = 8
+    monkeypatch.setattr(km, "PALETTE_PASS_BUDGET", 1.0)
     c, labels = km.kmeans_palette(x, 512, iterations=10, seed=0)
     assert c.shape == (512, 6) and len(np.unique(labels)) > 480
-    assert not np.array_equal(c, flat_c)  # the split path really ran
-    assert _sse(x, c, labels) < 1.5 * _sse(x, flat_c, flat_l)
+    assert not np.array_equal(c, flat_c)  # the inverted file really ran
+    assert _sse(x, c, labels) < 1.05 * _sse(x, flat_c, flat_l)
+    again = km.kmeans_palette(x, 512, iterations=10, seed=0)
+    assert np.array_equal(again[0], c) and np.array_equal(again[1], labels)

@@ -189,6 +189,16 @@ def test_bundled_and_unbundled_forms_agree(tmp_path):
     assert detect_format(tmp_path / "b.sog") == "sog"
 
 
+def test_auto_sort_skips_plas_on_spatially_ordered_input():
+    from splatpack.sort import morton_order
+
+    src = scene(4096, 1)  # positions drawn at random: the input order is not spatial
+    assert sog.choose_sort(src) == "plas"
+    ordered = src[morton_order(src.means)]
+    assert sog.choose_sort(ordered) == "morton"
+    assert sog.encode(ordered, sort="auto") == sog.encode(ordered, sort="morton")
+
+
 def test_sh_degree_option(tmp_path):
     sog.write(scene(1000, 3), tmp_path / "d1.sog", sort="none", sh_degree=1)
     assert sog.read(tmp_path / "d1.sog").sh_degree == 1

@@ -29,8 +29,9 @@ class Command:
     """SPZ format version to write (4: zstd streams, the reference's default; 2/3: gzip, for older readers)."""
     preset: Literal["tiny", "small", "balanced", "high"] = "balanced"
     """Quality preset for the grid format (SOG): size versus fidelity of the SH palette and codebooks."""
-    sort: Literal["plas", "morton", "none"] = "plas"
-    """How the grid format orders Gaussians into its 2D textures (PLAS gives the smallest files)."""
+    sort: Literal["auto", "plas", "morton", "none"] = "auto"
+    """How the grid format orders Gaussians into its 2D textures (PLAS gives the smallest files; auto: Morton
+    when the input is already spatially ordered, where PLAS gains little for many times the time)."""
     seed: int = 0
     """Seed for the sort and codebook k-means (same seed, same bytes)."""
     nonfinite: Policy = "clamp"
@@ -56,9 +57,14 @@ class Command:
             if not 0 <= self.sh_degree <= 3:
                 raise SplatpackError(f"--sh-degree {self.sh_degree} is out of range 0-3")
             splats = splats.with_sh_degree(min(self.sh_degree, splats.sh_degree))
+        sort = self.sort
+        if out_fmt == "sog" and sort == "auto":
+            from splatpack.io.sog import choose_sort
+
+            sort = choose_sort(splats)
         options = {
             "spz": {"version": self.spz_version},
-            "sog": {"sort": self.sort, "seed": self.seed, "preset": self.preset},
+            "sog": {"sort": sort, "seed": self.seed, "preset": self.preset},
         }.get(out_fmt, {})
         with console.status(f"writing {out_fmt} to {self.output}"):
             sio.write(splats, self.output, format=out_fmt, inputs=(self.input,), **options)
@@ -66,6 +72,7 @@ class Command:
         print(
             f"{self.input} ({in_fmt}, {human_bytes(in_size)}) -> {self.output} ({out_fmt}, {human_bytes(out_size)}): "
             f"{len(splats):,} Gaussians, SH degree {splats.sh_degree}, "
-            f"{in_size / out_size:.1f}x smaller than the input, "
+            + (f"{sort} grid order, " if out_fmt == "sog" else "")
+            + f"{in_size / out_size:.1f}x smaller than the input, "
             f"{out_size / max(len(splats), 1):.2f} B/Gaussian, {time.perf_counter() - start:.1f} s"
         )

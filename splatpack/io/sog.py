@@ -550,6 +550,31 @@ def _webp(tex: np.ndarray, method: int, quality: int) -> bytes:
 PRESETS = {"tiny": (0.0625, 6), "small": (0.25, 6), "balanced": (1.0, 10), "high": (2.0, 20)}
 
 
+# An input order whose grid neighbour distance (on ``texture_key``) is within this factor of a Morton layout's is
+# already spatially ordered: biker's 1.7x, a Morton-sorted 500k scene's 1.5x; shuffled scenes are >= 9x.
+ORDERED_RATIO = 3.0
+_ESTIMATE_ROWS = 64  # grid rows the estimate looks at
+
+
+def choose_sort(splats: Splats) -> str:
+    """The grid order ``sort="auto"`` picks: "morton" when the input order is already spatially ordered (PLAS
+    then gains little for many times the encode time; BENCHMARKS.md, "SOG encoder"), else "plas". Costs a
+    Morton sort and the neighbour distances of a band of grid rows."""
+    from splatpack.sort import grid_order
+    from splatpack.sort.quality import neighbour_distance
+
+    width = texture_shape(len(splats))[0]
+    rows = min(len(splats) // width, _ESTIMATE_ROWS)
+    if rows < 2:
+        return "plas"
+    key = texture_key(splats.detach().to("cpu", torch.float32))
+    morton, _ = grid_order(key, "morton", width=width)
+    band = rows * width
+    given = neighbour_distance(key[:band].reshape(rows, width, -1))
+    spatial = neighbour_distance(key[morton[:band]].reshape(rows, width, -1))
+    return "morton" if given <= ORDERED_RATIO * spatial else "plas"
+
+
 def encode(
     splats: Splats,
     *,
@@ -565,6 +590,7 @@ def encode(
 ) -> tuple[dict, dict[str, bytes]]:
     """SOG version 2 of ``splats``: (meta.json object, {file name: WebP bytes}).
 
+    ``sort``: the grid order, "plas", "morton", "none" or "auto" (``choose_sort``).
     ``preset`` (see ``PRESETS``) scales the SH palette and sets its Lloyd iterations; ``palette`` and
     ``kmeans_iterations`` override them (palette default: splat-transform's rule, ``palette_size``). The WebP
     defaults (method 1, quality 100) gave the smallest lossless files of all method/quality pairs on real SOG
@@ -589,6 +615,8 @@ def encode(
 
     from splatpack.sort import grid_order
 
+    if sort == "auto":
+        sort = choose_sort(splats)
     order, grid_width = grid_order(texture_key(splats), sort, width=width, seed=seed)
     order = np.asarray(order, dtype=np.int64)
     if grid_width != width:
