@@ -88,15 +88,16 @@ for line in sys.stdin:
 
 
 class ForkServer:
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, root: Path = ROOT):
+        """``root``: the checkout whose splatpack runs the jobs (bench/reliability.py compares an older one)."""
         self.folder = folder
         self.proc = subprocess.Popen(
             [sys.executable, "-c", DRIVER],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": str(root)},
         )
         self.runs = 0
 

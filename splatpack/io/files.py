@@ -14,11 +14,11 @@ from pathlib import Path
 
 from splatpack.errors import SplatpackError
 
-# Decoded bytes a file may declare per stored byte. Real splat data stays below 20:1 (positions barely compress);
-# only constant data goes further (deflate up to 1032:1, zstd and lossless WebP without practical limit), so a
-# file declaring more is refused rather than trusted with gigabytes: a reader's peak memory is then at most its
-# per-Gaussian ceiling times what the file can hold.
-MAX_EXPANSION = 256
+# Decoded bytes a file may declare per stored byte. Real splat data stays below 5:1 (positions barely compress; a
+# zero-padded SH-3 SPZ is 4.3:1); only constant data goes further (deflate up to 1032:1, zstd and lossless WebP
+# without practical limit), so a file declaring more is refused rather than trusted with gigabytes: a reader's
+# peak memory is then at most its per-Gaussian ceiling (README, "Reliability") times what the file can hold.
+MAX_EXPANSION = 64
 # ... except that a small declared size is always accepted (degenerate test scenes compress without bound).
 EXPANSION_FLOOR = 8 << 20
 
