@@ -3,8 +3,10 @@
 For each grid side S, a structured random scene of S*S Gaussians (points on a few surfaces, colour and scale
 varying smoothly over them, plus noise) gives SOG's 9-D sort key; the key is laid out in an S x S grid in
 input (random) order, in Morton order and in PLAS order, and each layout's neighbour distance and VAD on the
-key are measured (wall and CPU time: on a shared machine the CPU time is the fairer figure). Prints a table and
-writes bench/results/sort.json (after every size, so a cut-short run keeps what it measured).
+key are measured (wall and CPU time: on a shared machine the CPU time is the fairer figure). With splatpack's PLAS
+kernel built (cuda/), ``plas`` runs it and ``plas_torch`` the torch reference in the same run (the orders must be
+identical; the row keeps the torch / kernel time ratio). Prints a table and writes bench/results/sort.json (after
+every size, so a cut-short run keeps what it measured).
 
     .venv/bin/python bench/sort.py [--sizes 256,512,1024] [--paper] [--seed 0] [--out bench/results/sort.json]
 """
@@ -13,17 +15,20 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 from pathlib import Path
+from unittest import mock
 
 import torch
 from _report import RESULTS, Column, print_table, write_results
 
+from splatpack import kernels
 from splatpack.scene import Splats
 from splatpack.sort import FAST_PLAS, PAPER_PLAS, grid_order, self_organizing_key
 from splatpack.sort.quality import neighbour_distance, vad
 
-METHODS = ("random", "morton", "plas", "plas_paper")
+METHODS = ("random", "morton", "plas", "plas_torch", "plas_paper")
 
 
 def structured_scene(n: int, seed: int) -> Splats:
@@ -54,18 +59,28 @@ def measure(side: int, seed: int, paper: bool) -> dict:
         "key_dims": key.shape[1],
         "torch_threads_outside_plas": torch.get_num_threads(),
     }
+    # "plas" runs splatpack's PLAS kernel when it builds (cuda/), "plas_torch" the torch reference beside it.
+    row["plas_kernel"] = kernels.ops("cpu") is not None
+    orders = {}
     for name, method, schedule in (
         ("random", "none", None),
         ("morton", "morton", None),
         ("plas", "plas", FAST_PLAS),
+        ("plas_torch", "plas", FAST_PLAS),
         ("plas_paper", "plas", PAPER_PLAS),
     ):
-        if name == "plas_paper" and not paper:
+        if (name == "plas_paper" and not paper) or (name == "plas_torch" and not row["plas_kernel"]):
             continue
-        start, cpu_start = time.perf_counter(), time.process_time()
-        order, width = grid_order(key, method, width=side, seed=seed, plas_schedule=schedule)
-        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+        with mock.patch.dict(os.environ, {kernels.ENV: "torch"} if name == "plas_torch" else {}):
+            start, cpu_start = time.perf_counter(), time.process_time()
+            order, width = grid_order(key, method, width=side, seed=seed, plas_schedule=schedule)
+            seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         grid = key[order].reshape(side, width, -1)
+        if name == "plas_torch":  # the kernel must not change the result
+            row["plas_torch_same_order"] = bool(torch.equal(order, orders["plas"]))
+            row["plas_torch_over_kernel"] = {"wall": seconds / row["plas"]["seconds"],
+                                             "cpu": cpu_seconds / row["plas"]["cpu_seconds"]}  # fmt: skip
+        orders[name] = order
         row[name] = {
             "seconds": seconds,
             "cpu_seconds": cpu_seconds,
@@ -86,6 +101,10 @@ def main() -> None:
     rows = []
     for side in map(int, args.sizes.split(",")):
         rows.append(measure(side, args.seed, args.paper))
+        ratio = rows[-1].get("plas_torch_over_kernel")
+        if ratio:
+            print(f"{side}x{side} PLAS torch / kernel: {ratio['wall']:.2f}x wall, {ratio['cpu']:.2f}x CPU, "
+                  f"same order: {rows[-1]['plas_torch_same_order']}", flush=True)  # fmt: skip
         print(f"{side}x{side} done", flush=True)
         write_results(args.out, {"rows": rows})  # after every size, so a cut-short run keeps what it measured
     per_method = [{"grid": f"{r['side']}x{r['side']}", "n": r["gaussians"], "method": m, **r[m]}

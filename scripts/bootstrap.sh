@@ -17,3 +17,6 @@ pip install -q --no-deps nerfstudio==1.1.5
 pip install -q --no-deps -e .
 # An editable install does not carry build_py's extra file; put the start-up hook in place ourselves.
 cp splatpack_compat.pth "$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/"
+# splatpack's own kernels (cuda/) into torch's extension cache, so no command pays the first build (~1 min;
+# cached: instant). Not fatal: without them the torch references run.
+.venv/bin/python -m splatpack.kernels || echo "bootstrap: splatpack's kernels did not build; the torch references will run" >&2
