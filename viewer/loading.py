@@ -30,13 +30,20 @@ class LoadedScene:
         return len(self.splats)
 
 
-def load_scene(path: str | Path, name: str | None = None, *, nonfinite: str | None = None) -> LoadedScene:
+def load_scene(
+    path: str | Path, name: str | None = None, *, nonfinite: str | None = None, max_splats: int | None = None
+) -> LoadedScene:
     """Read ``path`` with ``splatpack.io`` (``nonfinite``: the NaN/Inf policy); raises ``SplatpackError`` for
-    anything unreadable."""
+    anything unreadable. Of an LOD SOG only the finest level within ``max_splats`` is read (all without one)."""
     path = Path(path)
     fmt = sio.detect_format(path)
     start = time.perf_counter()
-    splats = sio.read(path, format=fmt, nonfinite=nonfinite)
+    options = {}
+    if fmt == "lod-sog" and max_splats is not None:
+        from splatpack.io.lod_sog import finest_level_within
+
+        options["lod_level"] = finest_level_within(path, max_splats)
+    splats = sio.read(path, format=fmt, nonfinite=nonfinite, **options)
     decode_seconds = time.perf_counter() - start
     if len(splats) == 0:
         raise SplatpackError("the file holds no Gaussians", path)

@@ -21,7 +21,7 @@ class Command:
     """Input splat file (.ply, .compressed.ply, .spz, .splat, .sog or a SOG folder/meta.json)."""
     output: tyro.conf.Positional[Path]
     """Output file; written to a temporary file and renamed into place when complete."""
-    format: Literal["ply", "spz", "splat", "sog"] | None = None
+    format: Literal["ply", "compressed-ply", "spz", "splat", "sog", "glb", "lod-sog"] | None = None
     """Output format (default: from OUT's extension)."""
     sh_degree: int | None = None
     """Keep spherical harmonics up to this degree (0-3; default: all the input has)."""
@@ -37,13 +37,16 @@ class Command:
     nonfinite: Policy = "clamp"
     """NaN/Inf values in the input: clamp (infinite opacities and scales become the largest finite value; NaN is
     refused), drop (remove those Gaussians) or error."""
+    lod_levels: int = 3
+    """Levels of detail of an LOD SOG output (OUT named lod-meta.json): each level half the one before, built by
+    merging neighbouring Gaussians (moment matching)."""
 
     def run(self) -> None:
         from rich.console import Console
 
         import splatpack.io as sio
         from splatpack.errors import SplatpackError
-        from splatpack.io.files import human_bytes, path_size
+        from splatpack.io.files import human_bytes, path_size, ratio_text
 
         console = Console(stderr=True)
         start = time.perf_counter()
@@ -65,6 +68,7 @@ class Command:
         options = {
             "spz": {"version": self.spz_version},
             "sog": {"sort": sort, "seed": self.seed, "preset": self.preset},
+            "lod-sog": {"lod_levels": self.lod_levels, "seed": self.seed, "preset": self.preset},
         }.get(out_fmt, {})
         with console.status(f"writing {out_fmt} to {self.output}"):
             sio.write(splats, self.output, format=out_fmt, inputs=(self.input,), **options)
@@ -73,6 +77,6 @@ class Command:
             f"{self.input} ({in_fmt}, {human_bytes(in_size)}) -> {self.output} ({out_fmt}, {human_bytes(out_size)}): "
             f"{len(splats):,} Gaussians, SH degree {splats.sh_degree}, "
             + (f"{sort} grid order, " if out_fmt == "sog" else "")
-            + f"{in_size / out_size:.1f}x smaller than the input, "
+            + f"{ratio_text(in_size, out_size)} than the input, "
             f"{out_size / max(len(splats), 1):.2f} B/Gaussian, {time.perf_counter() - start:.1f} s"
         )

@@ -57,7 +57,11 @@ class Command:
         if not self.max_upload_mb > 0:
             raise SplatpackError(f"--max-upload-mb must be positive, got {self.max_upload_mb}")
         logging.basicConfig(level=logging.INFO, format="splatpack view: %(message)s", stream=sys.stderr)
-        scenes = [load_scene(p, nonfinite=self.nonfinite) for p in (self.file, self.file2) if p is not None]
+        scenes = [
+            load_scene(p, nonfinite=self.nonfinite, max_splats=self.max_splats)
+            for p in (self.file, self.file2)
+            if p is not None
+        ]
         viewer = Viewer(
             scenes,
             host=self.host,

@@ -33,6 +33,7 @@ FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {
     "splat": ("splatpack.io.splat", (".splat",)),
     "sog": ("splatpack.io.sog", (".sog", ".sog.d", "meta.json")),
     "glb": ("splatpack.io.gltf", (".glb",)),
+    "lod-sog": ("splatpack.io.lod_sog", ("lod-meta.json",)),
 }
 # Formats whose writer lives in a module of its own (the reader module is then read-only).
 WRITERS: dict[str, str] = {"compressed-ply": "splatpack.io.compressed_ply_write"}

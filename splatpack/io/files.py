@@ -8,6 +8,7 @@ bytes can hold before it is allocated: ``check_expansion``.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -95,12 +96,43 @@ def check_expansion(declared: int, stored: int, what: str, path) -> None:
         )
 
 
-def path_size(path: str | os.PathLike) -> int:
-    """Bytes of a file, or of every file in a folder (unbundled SOG)."""
+def path_size(path: str | os.PathLike, _depth: int = 0) -> int:
+    """Bytes of one scene in whichever form names it: a file, every file in a folder (unbundled SOG, LOD SOG),
+    or a SOG ``meta.json`` / LOD ``lod-meta.json`` together with the files it names."""
     path = Path(path)
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size
+    size = path.stat().st_size
+    if path.name.lower().endswith("meta.json") and _depth < 2:  # lod-meta.json -> meta.json -> textures
+        folder = path.parent.resolve()
+        for name in _named_files(path):
+            member = (folder / name).resolve()
+            if folder in member.parents and member.is_file() and member != path.resolve():
+                size += path_size(member, _depth + 1)
+    return size
+
+
+def _named_files(meta_path: Path) -> list[str]:
+    """Files a SOG meta.json (its sections' "files") or an LOD lod-meta.json ("filenames") names; none if unreadable."""
+    try:
+        with open(meta_path, "rb") as f:
+            meta = json.loads(f.read(64 << 20))
+    except (OSError, ValueError, RecursionError):
+        return []
+    if not isinstance(meta, dict):
+        return []
+    names = meta.get("filenames")
+    if not isinstance(names, list):
+        sections = [sec for sec in meta.values() if isinstance(sec, dict) and isinstance(sec.get("files"), list)]
+        names = [n for sec in sections for n in sec["files"]]
+    return [n for n in names if isinstance(n, str)]
+
+
+def ratio_text(before: int, after: int) -> str:
+    """How ``after`` bytes compare with ``before``: "N.Nx smaller" or "N.Nx larger"."""
+    if after <= before:
+        return f"{before / max(after, 1):.1f}x smaller"
+    return f"{after / max(before, 1):.1f}x larger"
 
 
 def human_bytes(n: int) -> str:
