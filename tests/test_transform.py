@@ -150,3 +150,52 @@ def test_rotation_and_translation_match_splat_transform(tmp_path, splat_transfor
     dots = (theirs.unit_quats * ours.unit_quats).sum(dim=1).abs()
     assert float(dots.min()) > 1 - 1e-5
     assert np.isclose(float(theirs.opacity_logits[0]), float(scene.opacity_logits[0]), atol=1e-6)
+
+
+def test_user_story_peer_ply_with_infinite_opacities_to_lod_sog_and_back(tmp_path, splat_transform, capsys):
+    """A PLY from splat-transform with +Inf opacities (as its guitar sample has) -> upright, cropped, floaters
+    dropped -> LOD SOG with 3 levels -> splat-transform reads it -> the viewer's loader shows it."""
+    import plyfile
+
+    from viewer.loading import load_scene
+
+    scene = Splats.random(3000, 1, seed=12, extent=2.0)
+    scene.opacity_logits[::7] = 12.0  # opacity byte 255 in a compressed PLY: +Inf once splat-transform decodes it
+    scene.opacity_logits[1::9] = -6.0  # faint floaters for the opacity filter
+    compressed = tmp_path / "capture.compressed.ply"
+    sio.write(scene, compressed)
+    peer_ply = tmp_path / "guitar.ply"
+    subprocess.run([splat_transform, "-q", "-w", compressed, peer_ply], check=True, capture_output=True, timeout=180)
+    infinite = int(np.isinf(plyfile.PlyData.read(str(peer_ply))["vertex"]["opacity"]).sum())
+    assert infinite > 300
+    with pytest.raises(SplatpackError, match="NaN/Inf values"):
+        sio.read(peer_ply, nonfinite="error")
+
+    out = tmp_path / "site" / "lod-meta.json"
+    argv = ["transform", str(peer_ply), str(out), "-r", "90", "0", "0", "-B", "-1.5", "-1.5", "-1.5", "1.5", "1.5"]
+    argv += ["1.5", "-V", "opacity,gte,0.05", "--lod-levels", "3"]
+    assert main(argv) == 0
+    log = capsys.readouterr().out
+    read = sio.read(peer_ply)
+    upright = similarity(read, rotation=euler_matrix((90, 0, 0)))
+    boxed = upright[filters.box_mask(upright, (-1.5,) * 3, (1.5,) * 3)]
+    kept = int(filters.value_mask(boxed, "opacity", "gte", 0.05).sum())
+    assert f"box: kept {len(boxed):,} of 3,000" in log and f"opacity gte 0.05: kept {kept:,} of {len(boxed):,}" in log
+    assert 0 < kept < len(boxed) < 3000
+    from splatpack.io import lod_sog
+
+    counts = lod_sog.level_counts(out)
+    assert len(counts) == 3 and counts[0] == kept and counts[2] < counts[1] < counts[0]
+    level0 = tmp_path / "level0.ply"
+    subprocess.run(
+        [splat_transform, "-q", "-w", "-g", "cpu", out, "-L", "0", level0], check=True, capture_output=True, timeout=180
+    )
+    theirs = sio.read(level0)
+    assert len(theirs) == kept and bool(torch.isfinite(theirs.opacity_logits).all())
+    # The upright scene: y of the stored centres is the input's z (rotation about x by 90 degrees).
+    assert torch.allclose(
+        theirs.means.sort(dim=0).values, sio.read(out, lod_level=0).means.sort(dim=0).values, atol=1e-4
+    )
+    shown = load_scene(out, max_splats=counts[1])
+    assert shown.total == counts[1] and shown.format == "lod-sog"
+    assert float(shown.splats.opacities.max()) > 0.99  # the clamped +Inf opacities survive as opaque Gaussians

@@ -55,6 +55,8 @@ class Command:
     """For LOD SOG inputs (lod-meta.json): read only this level (0 = finest; default: all levels)."""
     format: Literal["ply", "compressed-ply", "spz", "splat", "sog", "glb", "lod-sog"] | None = None
     """Output format (default: from OUT's extension)."""
+    lod_levels: int = 3
+    """Levels of detail of an LOD SOG output (OUT named lod-meta.json), each half the one before."""
 
     def run(self) -> None:
         import torch
@@ -117,7 +119,8 @@ class Command:
         if len(splats) == 0:
             raise SplatpackError("the edits kept no Gaussians; nothing to write", output)
         splats = splats.to(torch.float32)
-        sio.write(splats, output, format=out_fmt, inputs=tuple(inputs))
+        options = {"lod_levels": self.lod_levels} if out_fmt == "lod-sog" else {}
+        sio.write(splats, output, format=out_fmt, inputs=tuple(inputs), **options)
         print(f"wrote {output} ({out_fmt}): {len(splats):,} Gaussians, SH degree {splats.sh_degree}", flush=True)
 
 
