@@ -164,7 +164,9 @@ def test_killed_worker_task_reruns(cluster, tmp_path):
     assert not runner.is_alive()
     assert result["counts"] == {"ok": 3, "failed": 0, "skipped": 0}
     row = next(t for t in result["tasks"] if t["name"] == victim.name)
-    assert row["attempts"] == 2  # the killed attempt was counted and the task ran again
+    # The killed attempt was counted and the task ran again (on a loaded machine Dask may also reschedule a task
+    # whose worker missed heartbeats, so more than one rerun is allowed).
+    assert row["attempts"] >= 2
     assert sio.read(victim.output).means.shape == (N, 3)
     assert not staging_dir(out).exists()
     assert not [p for p in _files(out) if p.endswith(".tmp")]

@@ -65,6 +65,7 @@ class _Progress:
 
         self.counts = {"ok": 0, "failed": 0, "skipped": 0}
         self.running: set[str] = set()
+        self.ended_keys: set[str] = set()
         self.bar = Progress(
             TextColumn("batch"),
             BarColumn(),
@@ -82,10 +83,12 @@ class _Progress:
         return f"done {c['ok']} failed {c['failed']} skipped {c['skipped']} running {len(self.running)}"
 
     def started(self, key: str) -> None:
-        self.running.add(key)
-        self.bar.update(self.task, state=self._state())
+        if key not in self.ended_keys:  # a worker's event can arrive after the task's result
+            self.running.add(key)
+            self.bar.update(self.task, state=self._state())
 
     def ended(self, key: str, status: str) -> None:
+        self.ended_keys.add(key)
         self.running.discard(key)
         self.counts[status] += 1
         self.bar.update(self.task, advance=1, state=self._state())

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 
+from splatpack.batch.cluster import cpu_count
 from splatpack.batch.records import fingerprint, staging_dir, write_record
 from splatpack.batch.tasks import Task
 
@@ -55,12 +56,20 @@ def error_line(stderr: str) -> str:
 
 
 def _environment(task: Task) -> dict:
-    env = dict(os.environ)
-    if task.threads is not None:
-        env.update({name: str(task.threads) for name in _THREAD_VARIABLES})
-    if task.gpu_per_worker:
-        from distributed import get_worker
+    """The command's environment: the worker's, less what Dask's nanny set for the worker process itself
+    (aggressive allocator trimming, one BLAS thread, a fixed hash seed), with the task's share of the cores."""
+    import dask
+    from distributed import get_worker
 
+    env = dict(os.environ)
+    injected = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), "PYTHONHASHSEED": "6640"}
+    for name, value in injected.items():
+        if env.get(name) == str(value):
+            del env[name]
+    # Without a share from the client (a remote cluster): the cores this worker may use, split among its slots.
+    threads = task.threads or max(1, cpu_count() // get_worker().state.nthreads)
+    env.update({name: str(threads) for name in _THREAD_VARIABLES})
+    if task.gpu_per_worker:
         env["CUDA_VISIBLE_DEVICES"] = str(get_worker().name)
     return env
 
