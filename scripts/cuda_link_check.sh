@@ -7,7 +7,7 @@
 #
 #   scripts/cuda_link_check.sh            # CUDA_HOME / TORCH_CUDA_ARCH_LIST may be set; defaults below
 #
-# The same venv serves scripts/gpu_check.sh on a machine with a GPU.
+# It holds torch only (not splatpack's other dependencies): it checks the build, it does not run the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${CUDA_VENV:-.cache/venv-cuda}
@@ -16,7 +16,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 # Without the local pip config, find-links and constraints: they hold the +cpu torch wheel.
 env -u PIP_FIND_LINKS -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null \
-  "$VENV/bin/python" -m pip install -q torch==2.13.0 ninja psutil pytest
+  "$VENV/bin/python" -m pip install -q torch==2.13.0 ninja
 # Explicit CUDA_HOME: the nvcc on the PATH may be a wrapper script, and torch would guess its parent folder.
 if [ -z "${CUDA_HOME:-}" ]; then
   CUDA_HOME=$(ls -d /usr/local/cuda-13* /usr/local/cuda 2>/dev/null | head -n 1 || true)

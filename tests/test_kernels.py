@@ -4,8 +4,9 @@ and where CUDA runs, the CUDA kernels agree with the references too.
 
 Tolerances: importance weights are float32 sums of alpha * T whose exponent the reference evaluates as one BLAS
 matrix product and the kernel term by term, so they agree to float32 rounding of the sums (rtol 1e-5); the CUDA
-kernel also adds pixels in warp order with atomics (rtol 1e-4). Counts depend only on thresholds, which these
-scenes never graze: they must be equal.
+kernel also adds pixels in warp order with atomics (rtol 1e-4). Counts change only where an alpha or a
+transmittance grazes a cut-off, or two weights of a pixel tie, within float rounding: on these scenes they
+must be equal (bench/kernels.py counts the rare differences on the 42 demo views).
 """
 
 from __future__ import annotations
