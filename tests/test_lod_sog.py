@@ -123,7 +123,13 @@ def test_compress_writes_lod_and_the_viewer_picks_the_finest_level_within_budget
     assert main(["info", str(out), "--json"]) == 0
     facts = json.loads(capsys.readouterr().out)
     folder_bytes = sum(p.stat().st_size for p in out.parent.rglob("*") if p.is_file())
-    assert facts["bytes"] == folder_bytes and facts["levels"] == 3
+    assert facts["bytes"] == folder_bytes and facts["levels"] == 3 and facts["gaussians"] == 2100
+    assert main(["info", str(out), "--json", "--lod-level", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["gaussians"] == 600
+    assert main(["decompress", str(out), str(tmp_path / "coarse.ply"), "--lod-level", "2"]) == 0
+    assert len(sio.read(tmp_path / "coarse.ply")) == 300
+    assert main(["compress", str(src), str(tmp_path / "x.spz"), "--lod-level", "1"]) == 2
+    assert "in.ply: lod_level does not apply to ply files" in capsys.readouterr().err
 
 
 def test_every_form_of_a_scene_counts_all_its_bytes_and_the_summary_says_larger(tmp_path, capsys):

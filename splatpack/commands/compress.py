@@ -37,6 +37,8 @@ class Command:
     nonfinite: Policy = "clamp"
     """NaN/Inf values in the input: clamp (infinite opacities and scales become the largest finite value; NaN is
     refused), drop (remove those Gaussians) or error."""
+    lod_level: int | None = None
+    """For an LOD SOG input (lod-meta.json): read only this level (0 = finest; default: all levels)."""
     lod_levels: int = 3
     """Levels of detail of an LOD SOG output (OUT named lod-meta.json): each level half the one before, built by
     merging neighbouring Gaussians (moment matching)."""
@@ -47,6 +49,7 @@ class Command:
         import splatpack.io as sio
         from splatpack.errors import SplatpackError
         from splatpack.io.files import human_bytes, path_size, ratio_text
+        from splatpack.io.lod_sog import lod_option
 
         console = Console(stderr=True)
         start = time.perf_counter()
@@ -55,7 +58,7 @@ class Command:
         if out_fmt is None:
             raise SplatpackError("cannot tell the output format from the name; pass --format", self.output)
         with console.status(f"reading {self.input}"):
-            splats = sio.read(self.input, format=in_fmt, nonfinite=self.nonfinite)
+            splats = sio.read(self.input, format=in_fmt, nonfinite=self.nonfinite, **lod_option(self.lod_level))
         if self.sh_degree is not None:
             if not 0 <= self.sh_degree <= 3:
                 raise SplatpackError(f"--sh-degree {self.sh_degree} is out of range 0-3")

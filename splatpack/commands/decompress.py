@@ -22,18 +22,21 @@ class Command:
     nonfinite: Policy = "clamp"
     """NaN/Inf values in the input: clamp (infinite opacities and scales become the largest finite value; NaN is
     refused), drop (remove those Gaussians) or error."""
+    lod_level: int | None = None
+    """For an LOD SOG input (lod-meta.json): read only this level (0 = finest; default: all levels)."""
 
     def run(self) -> None:
         from rich.console import Console
 
         import splatpack.io as sio
         from splatpack.io.files import human_bytes, path_size
+        from splatpack.io.lod_sog import lod_option
 
         console = Console(stderr=True)
         start = time.perf_counter()
         in_fmt = sio.detect_format(self.input)
         with console.status(f"reading {self.input}"):
-            splats = sio.read(self.input, format=in_fmt, nonfinite=self.nonfinite)
+            splats = sio.read(self.input, format=in_fmt, nonfinite=self.nonfinite, **lod_option(self.lod_level))
         with console.status(f"writing {self.output}"):
             sio.write(splats, self.output, format="ply", inputs=(self.input,))
         print(

@@ -22,6 +22,8 @@ class Command:
     nonfinite: Policy = "clamp"
     """NaN/Inf values in the input: clamp (infinite opacities and scales become the largest finite value; NaN is
     refused), drop (remove those Gaussians) or error."""
+    lod_level: int | None = None
+    """For an LOD SOG input (lod-meta.json): read only this level (0 = finest; default: all levels)."""
 
     def run(self) -> None:
         from rich.console import Console
@@ -29,13 +31,14 @@ class Command:
 
         import splatpack.io as sio
         from splatpack.io.files import human_bytes, path_size
+        from splatpack.io.lod_sog import lod_option
 
         fmt = sio.detect_format(self.file)
         module = sio.format_module(fmt)
         facts = {"file": str(self.file), "format": fmt}
         if hasattr(module, "describe"):
             facts.update(module.describe(self.file))
-        splats = sio.read(self.file, format=fmt, nonfinite=self.nonfinite)
+        splats = sio.read(self.file, format=fmt, nonfinite=self.nonfinite, **lod_option(self.lod_level))
         lo, hi = splats.bounds()
         size = path_size(self.file)
         facts.update(

@@ -65,6 +65,7 @@ class Command:
         from splatpack.edit import filters
         from splatpack.edit.rigid import euler_matrix, quaternion_matrix, similarity
         from splatpack.errors import SplatpackError
+        from splatpack.io.lod_sog import lod_option
         from splatpack.scene import Splats
 
         if len(self.paths) < 2:
@@ -85,9 +86,9 @@ class Command:
 
         parts = []
         for path in inputs:
-            options = {"lod_level": self.lod_level} if self.lod_level is not None else {}
             fmt = sio.detect_format(path)
-            part = sio.read(path, format=fmt, nonfinite=self.nonfinite, **(options if fmt == "lod-sog" else {}))
+            options = lod_option(self.lod_level) if fmt == "lod-sog" else {}  # applies to the LOD inputs only
+            part = sio.read(path, format=fmt, nonfinite=self.nonfinite, **options)
             print(f"read {path} ({fmt}): {len(part):,} Gaussians, SH degree {part.sh_degree}", flush=True)
             parts.append(part)
         splats = parts[0] if len(parts) == 1 else step("merge", sum(map(len, parts)), Splats.cat(parts))

@@ -14,6 +14,7 @@ Modules are imported lazily so a broken optional dependency of one format never 
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import stat
 from pathlib import Path
@@ -85,8 +86,12 @@ def read(path: str | os.PathLike, format: str | None = None, *, nonfinite: str |
     clamp); ``options`` go to the format's reader (``lod_level`` for LOD SOG).
     """
     fmt = format or detect_format(path)
+    mod = format_module(fmt)
+    unknown = sorted(set(options) - set(inspect.signature(mod.read).parameters))
+    if unknown:
+        raise SplatpackError(f"{', '.join(unknown)} does not apply to {fmt} files", path)
     with reading_policy(nonfinite):
-        return format_module(fmt).read(path, **options)
+        return mod.read(path, **options)
 
 
 def write(splats: Splats, path: str | os.PathLike, format: str | None = None, *, inputs=(), **options) -> None:

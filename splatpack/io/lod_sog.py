@@ -85,6 +85,11 @@ def _load(path: Path) -> dict:
     return {"path": meta_path, "files": files, "counts": counts, "segments": segments}
 
 
+def lod_option(level: int | None) -> dict:
+    """Reader keywords for a command's ``--lod-level`` (none when it is not given)."""
+    return {} if level is None else {"lod_level": level}
+
+
 def level_counts(path: str | os.PathLike) -> list[int]:
     """Gaussians per level, finest (level 0) first."""
     return list(_load(Path(path))["counts"])
