@@ -75,7 +75,7 @@ def detect_format(path: str | os.PathLike) -> str:
             return fmt
     by_name = format_from_name(p)
     if by_name is None:
-        raise SplatpackError("unrecognised splat file (not PLY, compressed PLY, SPZ, .splat or SOG)", p)
+        raise SplatpackError("unrecognised splat file (not PLY, compressed PLY, SPZ, .splat, SOG, LOD SOG or glTF)", p)
     return by_name
 
 
