@@ -31,10 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # What README promises for a hostile file: the whole process (interpreter + torch ~240 MB) stays below this.
 PEAK_CEILING = 500 << 20
 AS_HEADROOM = 1 << 30
+JOB_SECONDS = 120
 
 # The fork server: reads one JSON job per line, runs it in a forked child under RLIMIT_AS, answers one JSON line.
 DRIVER = r"""
-import json, os, resource, sys, traceback
+import json, os, resource, signal, sys, traceback
 import splatpack.cli, splatpack.io, splatpack.io.ply, splatpack.io.spz, splatpack.io.sog, splatpack.io.splat
 import splatpack.io.compressed_ply, viewer.loading
 from splatpack.errors import SplatpackError
@@ -74,6 +75,7 @@ for line in sys.stdin:
             sys.stdout = sys.stderr = open(fd, "w", buffering=1)
             limit = vm_size() + spec["headroom"]
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            signal.alarm(spec["seconds"])  # a regression that hangs (a FIFO read) ends as SIGALRM, not a stuck suite
             if "fsize" in spec:  # Python ignores SIGXFSZ: writes past the limit fail with EFBIG
                 resource.setrlimit(resource.RLIMIT_FSIZE, (spec["fsize"], spec["fsize"]))
             rc = job(spec)
@@ -105,7 +107,8 @@ class ForkServer:
         """(exit status, output, peak RSS bytes) of one job."""
         self.runs += 1
         log = self.folder / f"run{self.runs}.log"
-        self.proc.stdin.write(json.dumps({**spec, "log": str(log), "headroom": AS_HEADROOM}) + "\n")
+        job = {"seconds": JOB_SECONDS, **spec, "log": str(log), "headroom": AS_HEADROOM}
+        self.proc.stdin.write(json.dumps(job) + "\n")
         self.proc.stdin.flush()
         answer = json.loads(self.proc.stdout.readline())
         text = log.read_text(errors="replace")
