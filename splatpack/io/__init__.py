@@ -3,8 +3,8 @@
 Every format module (``splatpack/io/<name>.py``) provides:
 
 - ``read(path) -> Splats`` — raises ``SplatpackError`` naming the file and the problem for bad input;
-- ``write(splats, path, **options)`` — optional; must write through ``atomic_output`` so nothing half-written
-  is ever left behind;
+- ``write(splats, path, **options)`` — optional; must write through ``atomic_output`` (a folder form through
+  ``atomic_folder``) so nothing half-written is ever left behind;
 - ``sniff(path, head: bytes) -> bool`` — whether a file with these first bytes is in this format;
 - ``describe(path) -> dict`` — optional extra facts for ``splatpack info`` (version, flags, ...).
 
