@@ -1,6 +1,6 @@
 """Sizes of the feed-forward scene-token model (``splatpack.feedforward.model``), as one dataclass.
 
-The defaults are scaled to train on a 2-core CPU and to ship: about 3.6 M parameters (a ~7 MB fp16 checkpoint),
+The defaults are scaled to train on a 2-core CPU and to ship: about 4.0 M parameters (an ~8 MB fp16 checkpoint),
 512 scene tokens x 8 Gaussians at the last stage = 4,096 Gaussians. GlobalSplat's published model is 2,048 tokens
 of 512-D with 4 rounds of 2 self-attention layers (``../shared/docs/ALGORITHMS.md`` §3).
 """

@@ -1,0 +1,145 @@
+"""The feed-forward scene-token model (issue 11): budgets, the opacity merge and split, gradients through the
+renderer, and invariance of the canonical frame to a similarity transform of the cameras."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from splatpack.datasets import demo_scene
+from splatpack.errors import SplatpackError
+from splatpack.feedforward.config import FeedForwardConfig
+from splatpack.feedforward.model import FeedForwardModel, Gaussians, canonical_frame, merge_candidates, split
+from splatpack.render import rasterize
+
+TINY = FeedForwardConfig(
+    tokens=6, width=32, heads=2, rounds=1, self_layers=1, rgb_width=16, ray_width=16, candidates=4, stages=2
+)
+SIDE = 16  # two 2x2-patch views
+
+
+def context(views: int = 2, dtype=torch.float32):
+    """(1, V, ...) demo-ring cameras and random images (the tests need geometry, not a real scene)."""
+    c2w = torch.tensor(demo_scene.camera_poses(views), dtype=dtype)[None]
+    Ks = torch.tensor(demo_scene.intrinsics(SIDE, SIDE), dtype=dtype).expand(1, views, 3, 3)
+    images = torch.rand(1, views, SIDE, SIDE, 3, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    return images, c2w, Ks
+
+
+def candidates(b=2, m=3, k=4, seed=0) -> Gaussians:
+    g = torch.Generator().manual_seed(seed)
+    n = m * k
+    return Gaussians(
+        means=torch.randn(b, n, 3, generator=g, dtype=torch.float64),
+        quats=torch.randn(b, n, 4, generator=g, dtype=torch.float64),
+        log_scales=torch.randn(b, n, 3, generator=g, dtype=torch.float64) * 0.3 - 2,
+        opacity_logits=torch.randn(b, n, generator=g, dtype=torch.float64) * 2,
+        sh=torch.randn(b, n, 4, 3, generator=g, dtype=torch.float64),
+        gate=torch.zeros(b, m, k, dtype=torch.float64),
+    )
+
+
+def test_exactly_tokens_times_two_to_the_stage_gaussians():
+    torch.manual_seed(0)
+    model = FeedForwardModel(TINY)
+    images, c2w, Ks = context()
+    with torch.no_grad():
+        for stage in range(TINY.stages + 1):
+            pred = model(images, c2w, Ks, stage=stage)
+            assert pred.gaussians.means.shape == (1, TINY.tokens * 2**stage, 3) == (1, TINY.gaussians(stage), 3)
+            assert len(pred.splats().validate()) == TINY.gaussians(stage)
+        assert model(images, c2w, Ks, stage=1, blend=0.5).gaussians.opacity_logits.shape == (1, TINY.tokens * 4)
+        with pytest.raises(SplatpackError, match="stage"):
+            model(images, c2w, Ks, stage=TINY.stages, blend=0.5)
+        with pytest.raises(SplatpackError, match="patches"):
+            model(images[:, :, :12], c2w, Ks)
+
+
+def test_opacity_merge_equal_gates_give_the_union_one_hot_gives_n_copies():
+    cand = candidates()
+    a = torch.sigmoid(cand.opacity_logits).reshape(2, 3, 4)
+    for stage, n in ((0, 4), (1, 2)):
+        blocks = a.reshape(2, 3, 2**stage, n)
+        merged = torch.sigmoid(merge_candidates(cand, stage).opacity_logits).reshape(2, 3, 2**stage)
+        torch.testing.assert_close(merged, 1 - (1 - blocks).prod(dim=-1), rtol=1e-9, atol=1e-9)
+    # A one-hot gate on candidate j: the parent is the union of n copies of j, 1 - (1 - a_j)^n.
+    j = torch.tensor([1, 3, 0])
+    cand.gate = torch.nn.functional.one_hot(j, 4).double().mul(80.0).expand(2, 3, 4).clone()
+    merged = torch.sigmoid(merge_candidates(cand, 0).opacity_logits).reshape(2, 3)
+    torch.testing.assert_close(merged, 1 - (1 - a[:, torch.arange(3), j]) ** 4, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(merge_candidates(cand, 0).means, cand.means.reshape(2, 3, 4, 3)[:, torch.arange(3), j])
+
+
+def test_merge_keeps_the_block_volume_and_split_undoes_it():
+    cand = candidates()
+    cand.log_scales = cand.log_scales.reshape(2, 3, 4, 3)[:, :, :1].expand(2, 3, 4, 3).reshape(2, 12, 3)
+    volume = cand.log_scales.sum(-1).exp()  # proportional to each Gaussian's volume
+    parent = merge_candidates(cand, 0)
+    torch.testing.assert_close(parent.log_scales.sum(-1).exp(), volume.reshape(2, 3, 4).sum(-1))
+    # Two splits give back 4 Gaussians per token with the children's volume and the block's union.
+    children = split(split(parent))
+    assert children.means.shape == (2, 12, 3)
+    torch.testing.assert_close(children.log_scales, cand.log_scales)
+    union = 1 - (1 - torch.sigmoid(children.opacity_logits)).reshape(2, 3, 4).prod(-1)
+    torch.testing.assert_close(union, torch.sigmoid(parent.opacity_logits))
+
+
+def test_split_keeps_summed_volume_and_union():
+    g = candidates(m=5, k=1, seed=3)
+    child = split(g)
+    assert child.means.shape == (2, 10, 3) and torch.equal(child.means[:, ::2], g.means)
+    vol = lambda t: t.log_scales.sum(-1).exp().sum(-1)  # noqa: E731
+    torch.testing.assert_close(vol(child), vol(g), rtol=1e-12, atol=0)
+    a_child = torch.sigmoid(child.opacity_logits).reshape(2, 5, 2)
+    torch.testing.assert_close(1 - (1 - a_child).prod(-1), torch.sigmoid(g.opacity_logits))
+
+
+def test_gradients_reach_every_parameter_through_the_renderer():
+    torch.manual_seed(0)
+    model = FeedForwardModel(TINY)
+    images, c2w, Ks = context()
+    pred = model(images, c2w, Ks, stage=1)  # blocks of 2 candidates: the gate matters
+    target = pred.frame.cameras_to_canonical(c2w)[0]
+    means, quats, scales, opacities, sh = pred.gaussians.render_inputs(0)
+    out = rasterize(
+        means, quats, scales, opacities, sh, torch.linalg.inv(target), Ks[0], SIDE, SIDE,
+        sh_degree=TINY.sh_degree, backend="torch",
+    )  # fmt: skip
+    assert float(out.alpha.detach().max()) > 0.01, "the renderer must see the Gaussians for the test to mean anything"
+    ((out.rgb - images[0]) ** 2).mean().backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing
+
+
+def random_similarity(seed: int):
+    g = torch.Generator().manual_seed(seed)
+    q, r = torch.linalg.qr(torch.randn(3, 3, generator=g, dtype=torch.float64))
+    q = q * torch.sign(torch.diagonal(r))
+    if torch.det(q) < 0:
+        q[:, 0] = -q[:, 0]
+    t = torch.randn(3, generator=g, dtype=torch.float64) * 5
+    return q, t, 2.7
+
+
+def test_canonical_frame_is_invariant_to_a_similarity_of_the_cameras():
+    torch.manual_seed(0)
+    model = FeedForwardModel(TINY).double()
+    images, c2w, Ks = context(views=3, dtype=torch.float64)
+    rot, shift, s = random_similarity(1)
+    T = torch.eye(4, dtype=torch.float64)
+    T[:3, :3], T[:3, 3] = s * rot, shift
+    moved = T @ c2w
+    moved[..., :3, :3] /= s  # cameras keep orthonormal rotations; only their centres scale
+    torch.testing.assert_close(
+        canonical_frame(moved).cameras_to_canonical(moved), canonical_frame(c2w).cameras_to_canonical(c2w)
+    )
+    with torch.no_grad():
+        a, b = model(images, c2w, Ks), model(images, moved, Ks)
+    for field in ("means", "quats", "log_scales", "opacity_logits", "sh"):
+        torch.testing.assert_close(getattr(a.gaussians, field), getattr(b.gaussians, field), rtol=1e-9, atol=1e-9)
+    # In the cameras' own frames the Gaussians move with the cameras.
+    world_a, world_b = a.splats(), b.splats()
+    torch.testing.assert_close(world_b.means, s * world_a.means @ rot.T + shift)
+    torch.testing.assert_close(world_b.log_scales, world_a.log_scales + math.log(s))
