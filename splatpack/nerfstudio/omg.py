@@ -20,6 +20,7 @@ replaces it with OMG's learned static feature), and SH degree follows ``sh_degre
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 
@@ -113,13 +114,14 @@ class OmgModel(SplatpackModel):
         if self._train_cameras is None:
             raise RuntimeError("OMG's importance needs the training cameras (set when training starts)")
         start = time.perf_counter()
-        cameras = self._train_cameras.to(self.device)
+        # A copy: rescaling truncates odd image sizes, so scaling the dataset's cameras down and back would not
+        # restore them.
+        cameras = copy.deepcopy(self._train_cameras).to(self.device)
         scale = self._get_downscale_factor()
         cameras.rescale_output_resolution(1 / scale)
         widths, heights = cameras.width.reshape(-1).tolist(), cameras.height.reshape(-1).tolist()
         viewmats = camera_to_viewmats(cameras.camera_to_worlds)
         Ks = cameras.get_intrinsics_matrices()
-        cameras.rescale_output_resolution(scale)
         means, quats = self.means.detach(), self.quats.detach()
         scales = torch.exp(self.scales.detach())
         opacities = torch.sigmoid(self.opacities.detach()).reshape(-1)
