@@ -2,7 +2,7 @@
 ``splatpack compress scene.ply out.sog``, each in its own process under GNU time (peak RSS), plus the time of
 every encoder stage.
 
-    .venv/bin/python bench/sog_encoder.py [--n 500000] [--sh-degree 2] [--repeats 1] [--ordered]
+    .venv/bin/python bench/sog_encoder.py [--n 500000] [--sh-degree 2] [--repeats 1] [--ordered] [--sort auto]
                                           [--skip palette,compress,stages] [--out bench/results/sog_encoder.json]
 
 The scene is bench/sort.py's structured scene (Gaussians on four spheres and a ground plane, colour and size
@@ -79,7 +79,7 @@ def palette_child(scene: Path) -> None:
     )
 
 
-def stages_child(scene: Path, out: Path) -> None:
+def stages_child(scene: Path, out: Path, sort: str) -> None:
     """Write the scene as SOG in-process with the encoder's stages wrapped in timers; print one JSON line."""
     import splatpack.sort
     from splatpack.io import ply, sog
@@ -104,7 +104,7 @@ def stages_child(scene: Path, out: Path) -> None:
     sog.kmeans_1d = timed("codebooks", sog.kmeans_1d)
     sog._webp = timed("webp (summed over threads)", sog._webp)
     start = time.perf_counter()
-    sog.write(s, out)
+    sog.write(s, out, sort=sort)
     times["write total"] = time.perf_counter() - start
     print(json.dumps(times))
 
@@ -126,6 +126,7 @@ def main() -> None:
     ap.add_argument("--sh-degree", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--ordered", action="store_true", help="write the scene in Morton order")
+    ap.add_argument("--sort", default="auto", help="grid order for compress and the stages run")
     ap.add_argument("--skip", default="", help="comma-separated: palette, compress, stages")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "sog_encoder.json"))
     ap.add_argument("--child", choices=["palette", "stages"], help=argparse.SUPPRESS)
@@ -135,13 +136,14 @@ def main() -> None:
     if args.child == "palette":
         return palette_child(Path(args.scene))
     if args.child == "stages":
-        return stages_child(Path(args.scene), Path(args.sog))
+        return stages_child(Path(args.scene), Path(args.sog), args.sort)
     skip = set(filter(None, args.skip.split(",")))
 
     result: dict = {
         "n": args.n,
         "sh_degree": args.sh_degree,
         "ordered": args.ordered,
+        "sort": args.sort,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     path = Path(args.out)
@@ -164,14 +166,14 @@ def main() -> None:
             runs = []
             for _ in range(args.repeats):
                 stdout, wall, peak = gnu_time(
-                    [str(ROOT / ".venv" / "bin" / "splatpack"), "compress", str(scene), str(out)]
+                    [str(ROOT / ".venv" / "bin" / "splatpack"), "compress", str(scene), str(out), "--sort", args.sort]
                 )
                 runs.append({"wall_seconds": wall, "peak_bytes": peak, "bytes": out.stat().st_size, "summary": stdout})
             result["compress"] = runs
             path.write_text(json.dumps(result, indent=2))
             rows += [("splatpack compress", r["wall_seconds"], r["peak_bytes"], f"{r['bytes']:,} B") for r in runs]
         if "stages" not in skip:
-            stdout, _, _ = gnu_time([*me, "--child", "stages", "--sog", str(out)])
+            stdout, _, _ = gnu_time([*me, "--child", "stages", "--sog", str(out), "--sort", args.sort])
             result["stages"] = json.loads(stdout.strip().splitlines()[-1])
 
     print(

@@ -543,10 +543,8 @@ def _webp(tex: np.ndarray, method: int, quality: int) -> bytes:
     return buf.getvalue()
 
 
-# Quality presets: the SH palette is the one lossy knob with a real size/fidelity trade-off
-# (palette scale relative to splat-transform's rule, Lloyd iterations). Trained SH rest coefficients are
-# small: on a plugin-trained SH-3 scene a quarter palette halved the file for 0.003 more SH RMSE, and a
-# sixteenth (tiny) took another 20 % off for 0.04-0.06 dB of held-out PSNR (BENCHMARKS.md).
+# Quality presets: the SH palette is the one lossy knob with a real size/fidelity trade-off (palette scale
+# relative to splat-transform's rule, Lloyd iterations); measured trade-offs: BENCHMARKS.md, "SOG encoder".
 PRESETS = {"tiny": (0.0625, 6), "small": (0.25, 6), "balanced": (1.0, 10), "high": (2.0, 20)}
 
 
@@ -593,8 +591,7 @@ def encode(
     ``sort``: the grid order, "plas", "morton", "none" or "auto" (``choose_sort``).
     ``preset`` (see ``PRESETS``) scales the SH palette and sets its Lloyd iterations; ``palette`` and
     ``kmeans_iterations`` override them (palette default: splat-transform's rule, ``palette_size``). The WebP
-    defaults (method 1, quality 100) gave the smallest lossless files of all method/quality pairs on real SOG
-    textures, and are ~100x faster than method 4 / quality 100 on them.
+    defaults (method 1, quality 100) were the smallest and among the fastest (BENCHMARKS.md, "SOG encoder").
     """
     n = len(splats)
     if n == 0:
