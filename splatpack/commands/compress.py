@@ -29,9 +29,9 @@ class Command:
     """SPZ format version to write (4: zstd streams, the reference's default; 2/3: gzip, for older readers)."""
     preset: Literal["tiny", "small", "balanced", "high"] = "balanced"
     """Quality preset for the grid format (SOG): size versus fidelity of the SH palette and codebooks."""
-    sort: Literal["auto", "plas", "morton", "none"] = "auto"
-    """How the grid format orders Gaussians into its 2D textures (PLAS gives the smallest files; auto: Morton
-    when the input is already spatially ordered, where PLAS gains little for many times the time)."""
+    sort: Literal["plas", "auto", "morton", "none"] = "plas"
+    """How the grid format orders Gaussians into its 2D textures (PLAS gives the smallest files; auto: Morton when
+    the input order is already spatial, else PLAS - a guess that BENCHMARKS.md shows can miss either way)."""
     seed: int = 0
     """Seed for the sort and codebook k-means (same seed, same bytes)."""
     nonfinite: Policy = "clamp"

@@ -555,9 +555,9 @@ _ESTIMATE_ROWS = 64  # grid rows the estimate looks at
 
 
 def choose_sort(splats: Splats) -> str:
-    """The grid order ``sort="auto"`` picks: "morton" when the input order is already spatially ordered (PLAS
-    then gains little for many times the encode time; BENCHMARKS.md, "SOG encoder"), else "plas". Costs a
-    Morton sort and the neighbour distances of a band of grid rows."""
+    """The grid order ``sort="auto"`` picks: "morton" when the input order is already spatially ordered, else
+    "plas". A guess from the input order alone: whether PLAS beats Morton depends on the content, and it missed
+    both ways on the scenes in BENCHMARKS.md ("SOG encoder"). Costs a Morton sort and a band of grid rows."""
     from splatpack.sort import grid_order
     from splatpack.sort.quality import neighbour_distance
 
