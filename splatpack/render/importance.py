@@ -14,13 +14,14 @@ bounded by one chunk's render whatever the number of views. No gradients are rec
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from splatpack.errors import SplatpackError
-from splatpack.render import _torch_impl
+from splatpack.render import _torch_impl, registry
 
 METRICS = ("indoor", "outdoor")
 
@@ -121,14 +122,17 @@ def accumulate_importance(
     height: int,
     *,
     cameras_per_chunk: int = 4,
-    contributions=view_contributions,
+    contributions: Callable[..., ViewContributions] | None = None,
     **render_kwargs,
 ) -> Importance:
     """Sum each Gaussian's contributions over the V cameras ``viewmats`` (V, 4, 4) / ``Ks`` (V, 3, 3).
 
     Cameras are rendered ``cameras_per_chunk`` at a time; ``render_kwargs`` (near_plane, far_plane, eps2d,
-    rasterize_mode, tile_size) go to ``contributions``, the per-chunk function (a backend's kernel can stand in).
+    rasterize_mode, tile_size) go to ``contributions``, the per-chunk function: by default the best available
+    render backend's ``"view_contributions"`` op (``splatpack.render.registry``), else pass ``view_contributions``.
     """
+    if contributions is None:
+        contributions = registry.resolve(registry.AUTO, means.device, op="view_contributions")[1]
     n = means.shape[0]
     weight = means.new_zeros(n)
     per_pixel = means.new_zeros(n)
