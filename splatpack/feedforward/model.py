@@ -183,7 +183,7 @@ class Encoder(nn.Module):
 
     def __init__(self, cfg: FeedForwardConfig):
         super().__init__()
-        self.bank = nn.Parameter(torch.randn(cfg.tokens, cfg.width) * 0.02)
+        self.bank = nn.Parameter(torch.randn(cfg.tokens, cfg.width))
         self.geometry = nn.ModuleList(Round(cfg) for _ in range(cfg.rounds))
         self.dual = cfg.dual_stream
         if self.dual:

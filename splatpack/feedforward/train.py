@@ -1,0 +1,61 @@
+"""One training step of the feed-forward model: predict Gaussians from context views, render them into target
+views with ``splatpack.render`` and descend on MSE + D-SSIM. (The CLI, curriculum schedule, regularisers and
+subset-consistency loss of issue 11 build on this.)"""
+
+from __future__ import annotations
+
+import torch
+from pytorch_msssim import ssim
+
+from splatpack.feedforward.model import FeedForwardModel, Prediction
+from splatpack.feedforward.scenes import MultiViewScene
+from splatpack.render import RenderOutput, rasterize
+
+
+def photometric_loss(rendered: torch.Tensor, target: torch.Tensor, ssim_weight: float = 0.2) -> torch.Tensor:
+    """(1 - w) MSE + w (1 - SSIM) of (C, H, W, 3) images in [0, 1]."""
+    s = ssim(rendered.permute(0, 3, 1, 2), target.permute(0, 3, 1, 2), data_range=1.0, size_average=True)
+    return (1 - ssim_weight) * torch.mean((rendered - target) ** 2) + ssim_weight * (1 - s)
+
+
+def render_targets(
+    pred: Prediction, c2w: torch.Tensor, Ks: torch.Tensor, width: int, height: int, background: torch.Tensor
+) -> RenderOutput:
+    """Render scene 0 of ``pred`` into (V, 4, 4) target cameras given in the context cameras' frame, over a
+    uniform ``background`` (3,) colour."""
+    viewmats = torch.linalg.inv(pred.frame.cameras_to_canonical(c2w[None])[0])
+    means, quats, scales, opacities, sh = pred.gaussians.render_inputs(0)
+    sh_degree = int(sh.shape[1] ** 0.5) - 1
+    backgrounds = background.expand(len(viewmats), 3)
+    return rasterize(
+        means, quats, scales, opacities, sh, viewmats, Ks, width, height, sh_degree=sh_degree, backgrounds=backgrounds
+    )
+
+
+def train_step(
+    model: FeedForwardModel,
+    optimizer: torch.optim.Optimizer,
+    scene: MultiViewScene,
+    context,
+    targets,
+    *,
+    stage: int | None = None,
+    blend: float = 0.0,
+    ssim_weight: float = 0.2,
+    clip: float = 1.0,
+) -> float:
+    """One optimiser step on ``scene``: views ``context`` in, views ``targets`` rendered; returns the loss."""
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    images, c2w, Ks = scene.views(context)
+    pred = model(images, c2w, Ks, stage=stage, blend=blend)
+    height, width = scene.images.shape[1:3]
+    # What the Gaussians leave uncovered shows the context views' mean colour: known at test time, and it
+    # keeps an untrained model's loss informative instead of comparing against black.
+    background = images.reshape(-1, 3).mean(dim=0)
+    out = render_targets(pred, scene.c2w[targets], scene.Ks[targets], width, height, background)
+    loss = photometric_loss(out.rgb, scene.images[targets], ssim_weight)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    optimizer.step()
+    return float(loss.detach())
