@@ -1,7 +1,7 @@
 """Every reader on every crafted hostile file: exit 2, one line, no traceback, nothing written, input unchanged,
 peak memory under the ceiling README promises (``PEAK_CEILING``).
 
-The crafted files are generated here and small (a few KB to ~200 KB); each declares far more than it holds
+The crafted files are generated here and small (0 bytes to 2 MB); each declares far more than it holds
 (gigabytes of Gaussians, an inflating zip member, a 13000x13000 texture) or is not a regular file at all. Every
 run happens in a child process of a fork server (one fresh interpreter that imported splatpack once) under an
 address-space limit (``RLIMIT_AS``: its own size + 1 GiB), so a regression fails the test rather than the

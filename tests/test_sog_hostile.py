@@ -111,3 +111,17 @@ def test_fuzzed_bundles_raise_only_splatpack_errors(flips, cut, sizes):
         path = Path(d) / "f.sog"
         path.write_bytes(bytes(data))
         _must_read_cleanly(path)
+
+
+def test_unrelated_files_beside_meta_json_do_not_raise_the_expansion_limit(tmp_path):
+    """Only meta.json and the files it names count as what a folder SOG stores."""
+    import numpy as np
+    from test_hostile_inputs import TEXTURES, _meta, _webp
+
+    tex = _webp(np.zeros((1024, 1024, 4), np.uint8))  # 1M Gaussians: 20 MiB decoded from ~3 KB
+    for name in TEXTURES:
+        (tmp_path / name).write_bytes(tex)
+    (tmp_path / "meta.json").write_text(json.dumps(_meta(1024 * 1024)))
+    (tmp_path / "holiday.mp4").write_bytes(bytes(1 << 20))  # counted, it would allow 64 MiB
+    with pytest.raises(SplatpackError, match="refusing a likely decompression bomb"):
+        sog.read(tmp_path / "meta.json")

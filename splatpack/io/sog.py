@@ -127,11 +127,11 @@ class _Container:
             return self.zip.getinfo(name).file_size
         return (self.folder / name).stat().st_size
 
-    def stored_bytes(self) -> int:
-        """Bytes the SOG occupies: the bundle, or meta.json and the files beside it."""
+    def stored_bytes(self, names) -> int:
+        """Bytes the SOG occupies: the bundle, or meta.json and the files it names (not whatever else lies there)."""
         if self.zip is not None:
             return self.path.stat().st_size
-        return sum(p.stat().st_size for p in self.folder.iterdir() if p.is_file())
+        return sum(self.size(name) for name in {self.meta_name, *names})
 
 
 def _open(path: str | os.PathLike) -> tuple[_Container, dict]:
@@ -343,7 +343,8 @@ def _check_sizes(box: _Container, m: dict) -> None:
     for role, name in m["files"].items():
         w, h = _texture_size(box, name, None if role == "shN_centroids" else m["count"])
         decoded += 4 * w * h
-    check_expansion(decoded, box.stored_bytes(), f"its textures ({m['count']} Gaussians)", box.path)
+    stored = box.stored_bytes(m["files"].values())
+    check_expansion(decoded, stored, f"its textures ({m['count']} Gaussians)", box.path)
 
 
 def _inv_log(v: np.ndarray) -> np.ndarray:
