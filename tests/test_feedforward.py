@@ -11,6 +11,7 @@ import torch
 
 from splatpack.datasets import demo_scene
 from splatpack.errors import SplatpackError
+from splatpack.feedforward.checkpoint import load_checkpoint, save_checkpoint
 from splatpack.feedforward.config import FeedForwardConfig
 from splatpack.feedforward.model import FeedForwardModel, Gaussians, canonical_frame, merge_candidates, split
 from splatpack.feedforward.scenes import procedural_scene
@@ -169,3 +170,22 @@ def test_a_tiny_model_fits_one_procedural_scene():
     losses = [train_step(model, optimizer, scene, slice(None), slice(None)) for _ in range(30)]
     assert all(math.isfinite(v) for v in losses)
     assert sum(losses[-5:]) / 5 < 0.67 * sum(losses[:3]) / 3, losses
+
+
+def test_checkpoint_round_trip_fp32_exact_fp16_close(tmp_path):
+    torch.manual_seed(0)
+    model = FeedForwardModel(TINY)
+    images, c2w, Ks = context()
+    with torch.no_grad():
+        ref = model(images, c2w, Ks).gaussians
+        save_checkpoint(tmp_path / "full.pt", model, half=False, extra={"step": 7})
+        back, extra = load_checkpoint(tmp_path / "full.pt")
+        assert extra == {"step": 7} and back.cfg == TINY
+        torch.testing.assert_close(back(images, c2w, Ks).gaussians.means, ref.means, rtol=0, atol=0)
+        save_checkpoint(tmp_path / "half.pt", model)
+        half, _ = load_checkpoint(tmp_path / "half.pt")
+        torch.testing.assert_close(half(images, c2w, Ks).gaussians.means, ref.means, rtol=0, atol=2e-2)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SplatpackError, match="junk.pt: not a feed-forward checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+    assert (tmp_path / "junk.pt").read_bytes() == b"not a checkpoint"
