@@ -13,9 +13,16 @@ from splatpack.datasets import demo_scene
 from splatpack.errors import SplatpackError
 from splatpack.feedforward.checkpoint import load_checkpoint, save_checkpoint
 from splatpack.feedforward.config import FeedForwardConfig
-from splatpack.feedforward.model import FeedForwardModel, Gaussians, canonical_frame, merge_candidates, split
+from splatpack.feedforward.model import (
+    FeedForwardModel,
+    Gaussians,
+    blend_stages,
+    canonical_frame,
+    merge_candidates,
+    split,
+)
 from splatpack.feedforward.scenes import procedural_scene
-from splatpack.feedforward.train import train_step
+from splatpack.feedforward.train import Curriculum, train_step
 from splatpack.render import rasterize
 
 TINY = FeedForwardConfig(
@@ -189,3 +196,18 @@ def test_checkpoint_round_trip_fp32_exact_fp16_close(tmp_path):
     with pytest.raises(SplatpackError, match="junk.pt: not a feed-forward checkpoint"):
         load_checkpoint(tmp_path / "junk.pt")
     assert (tmp_path / "junk.pt").read_bytes() == b"not a checkpoint"
+
+
+def test_curriculum_grows_the_budget_step_by_step_and_fades_between_stages():
+    cur = Curriculum(starts=(10, 20, 40), fade=4)
+    assert [cur.at(s) for s in (0, 9, 10, 13, 14, 19, 20, 24, 40, 43, 44, 10**6)] == [
+        (0, 0.0), (0, 0.0), (0, 0.2), (0, 0.8), (1, 0.0), (1, 0.0), (1, 0.2), (2, 0.0), (2, 0.2), (2, 0.8),
+        (3, 0.0), (3, 0.0),
+    ]  # fmt: skip
+    budgets = [TINY.tokens * 2 ** (stage + (blend > 0)) for stage, blend in map(cur.at, range(60))]
+    assert budgets == sorted(budgets) and budgets[0] == TINY.tokens and budgets[-1] == TINY.tokens * 8
+    # The fade ends exactly on the finer stage.
+    cand = candidates()
+    coarse, fine = merge_candidates(cand, 0), merge_candidates(cand, 1)
+    assert torch.equal(blend_stages(coarse, fine, 1.0).means, fine.means)
+    torch.testing.assert_close(blend_stages(coarse, fine, 0.0).log_scales, split(coarse).log_scales)

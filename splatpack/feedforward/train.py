@@ -4,12 +4,31 @@ subset-consistency loss of issue 11 build on this.)"""
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from pytorch_msssim import ssim
 
 from splatpack.feedforward.model import FeedForwardModel, Prediction
 from splatpack.feedforward.scenes import MultiViewScene
 from splatpack.render import RenderOutput, rasterize
+
+
+@dataclasses.dataclass(frozen=True)
+class Curriculum:
+    """The coarse-to-fine capacity schedule: stage s starts at step ``starts[s - 1]``; for ``fade`` steps from
+    then on the output fades from stage s - 1 into s (``model(..., stage=s - 1, blend=t)``). GlobalSplat starts
+    stages 1-3 at 10k / 20k / 50k of 220k steps with a 2,000-step fade; these defaults are scaled to CPU runs."""
+
+    starts: tuple[int, ...] = (300, 600, 1200)
+    fade: int = 100
+
+    def at(self, step: int) -> tuple[int, float]:
+        """(stage, blend) for training step ``step``."""
+        stage = sum(step >= start for start in self.starts)
+        if stage and step < self.starts[stage - 1] + self.fade:
+            return stage - 1, (step - self.starts[stage - 1] + 1) / (self.fade + 1)
+        return stage, 0.0
 
 
 def photometric_loss(rendered: torch.Tensor, target: torch.Tensor, ssim_weight: float = 0.2) -> torch.Tensor:
