@@ -18,7 +18,7 @@ import dataclasses
 import functools
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,25 +61,29 @@ class Views:
         return dataclasses.replace(self, viewmats=viewmats, near_plane=near_plane)
 
 
-@torch.no_grad()
-def render_views(splats: Splats, views: Views, *, batch: int = 4, backend: str = "auto") -> list[Tensor]:
-    """(H, W, 3) renders in [0, 1], one per view, over ``views.background``; up to ``batch`` consecutive views
-    of one size are rendered together."""
-    out: list[Tensor] = []
+def _render_chunks(splats: Splats, views: Views, batch: int, backend: str) -> Iterator[tuple[int, Tensor]]:
+    """(index of the first view, (B, H, W, 3) renders in [0, 1] over the background) for up to ``batch``
+    consecutive views of one size at a time."""
     i = 0
     while i < len(views):
         end = i + 1
         while end < min(i + batch, len(views)) and views.sizes[end] == views.sizes[i]:
             end += 1
         width, height = views.sizes[i]
-        r = render_splats(
-            splats, views.viewmats[i:end], views.Ks[i:end], width, height,
-            near_plane=views.near_plane, backend=backend,
-        )  # fmt: skip
+        with torch.no_grad():
+            r = render_splats(
+                splats, views.viewmats[i:end], views.Ks[i:end], width, height,
+                near_plane=views.near_plane, backend=backend,
+            )  # fmt: skip
         rgb = r.rgb if views.background is None else r.rgb + (1 - r.alpha) * views.background
-        out.extend(rgb.clamp(0, 1))
+        yield i, rgb.clamp(0, 1)
         i = end
-    return out
+
+
+def render_views(splats: Splats, views: Views, *, batch: int = 4, backend: str = "auto") -> list[Tensor]:
+    """(H, W, 3) renders in [0, 1], one per view, over ``views.background``; up to ``batch`` consecutive views
+    of one size are rendered together."""
+    return [img for _, rgb in _render_chunks(splats, views, batch, backend) for img in rgb]
 
 
 @functools.lru_cache(maxsize=1)
@@ -87,35 +91,42 @@ def _lpips_model() -> torch.nn.Module | None:
     return local_lpips()[0]
 
 
+def _view_scores(pred: Tensor, gt: Tensor, background: Tensor | None) -> dict[str, float]:
+    if gt.shape[-1] == 4:  # composite RGBA ground truth over the same background as the render
+        bg = torch.zeros(3) if background is None else background
+        gt = gt[..., :3] * gt[..., 3:] + (1 - gt[..., 3:]) * bg
+    scores = {"psnr": psnr(pred, gt), "ssim": ssim(pred, gt)}
+    if (lpips_model := _lpips_model()) is not None:
+        scores["lpips"] = lpips(pred, gt, lpips_model)
+    return scores
+
+
+def _mean(per_view: list[dict[str, float]]) -> dict[str, float]:
+    return {k: float(np.mean([v[k] for v in per_view])) for k in QUALITY if per_view and k in per_view[0]}
+
+
 def score(renders: Sequence[Tensor], images: Sequence[Tensor], background: Tensor | None = None) -> dict:
     """Mean over views of PSNR and SSIM (and LPIPS when its weights are on disk) of ``renders`` against
     ``images``; RGBA images are composited over ``background`` (black when None) first."""
-    lpips_model = _lpips_model()
-    per_view: dict[str, list[float]] = {k: [] for k in QUALITY}
-    for pred, gt in zip(renders, images, strict=True):
-        if gt.shape[-1] == 4:  # composite RGBA ground truth over the same background as the render
-            bg = torch.zeros(3) if background is None else background
-            gt = gt[..., :3] * gt[..., 3:] + (1 - gt[..., 3:]) * bg
-        per_view["psnr"].append(psnr(pred, gt))
-        per_view["ssim"].append(ssim(pred, gt))
-        if lpips_model is not None:
-            per_view["lpips"].append(lpips(pred, gt, lpips_model))
-    return {k: float(np.mean(v)) for k, v in per_view.items() if v}
+    return _mean([_view_scores(pred, gt, background) for pred, gt in zip(renders, images, strict=True)])
 
 
 def evaluate(splats: Splats, views: Views, *, batch: int = 4, backend: str = "auto") -> dict:
     """``score`` of ``splats`` rendered from ``views`` against their images, the view count and render s/view
-    (empty without views)."""
-    start = time.perf_counter()
-    renders = render_views(splats, views, batch=batch, backend=backend)
-    seconds = time.perf_counter() - start
-    if not renders:
+    (empty without views). Renders are scored as they come, so memory stays at one chunk's render."""
+    per_view, seconds = [], 0.0
+    chunks = _render_chunks(splats, views, batch, backend)
+    while True:
+        start = time.perf_counter()
+        chunk = next(chunks, None)  # rendering happens here: only it is timed
+        seconds += time.perf_counter() - start
+        if chunk is None:
+            break
+        first, rgb = chunk
+        per_view += [_view_scores(img, views.images[first + j], views.background) for j, img in enumerate(rgb)]
+    if not per_view:
         return {}
-    return {
-        **score(renders, views.images, views.background),
-        "views": len(renders),
-        "render_seconds_per_view": seconds / len(renders),
-    }
+    return {**_mean(per_view), "views": len(per_view), "render_seconds_per_view": seconds / len(per_view)}
 
 
 @dataclass
