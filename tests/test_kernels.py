@@ -172,8 +172,10 @@ def test_importance_op_is_registered_and_accumulates_like_the_reference(native, 
     _, op = registry.resolve(registry.AUTO, torch.device("cpu"), op="view_contributions")
     assert op is importance_kernel.view_contributions
     args, width, height = _random_scene(600, 3)
-    ref = importance.accumulate_importance(*args, width, height, cameras_per_chunk=1)
-    ours = importance.accumulate_importance(*args, width, height, cameras_per_chunk=1, contributions=op)
+    ref = importance.accumulate_importance(
+        *args, width, height, cameras_per_chunk=1, contributions=importance.view_contributions
+    )
+    ours = importance.accumulate_importance(*args, width, height, cameras_per_chunk=1)  # the registered op
     assert torch.equal(ours.dominant, ref.dominant) and torch.equal(ours.dominant_max, ref.dominant_max)
     torch.testing.assert_close(ours.weight, ref.weight, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(ours.weight_per_pixel, ref.weight_per_pixel, rtol=1e-5, atol=1e-6)
