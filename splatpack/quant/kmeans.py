@@ -21,7 +21,7 @@ ASSIGN_CHUNK_BYTES = 16 * 2**20
 PALETTE_PASS_BUDGET = 4e10
 # Inverted file: centroids per coarse cell, and how many nearest cells each row searches.
 IVF_CELL = 64
-IVF_PROBES = 3
+IVF_PROBES = 4
 # Rows per chunk of the centroid update (bounds its (rows * D) index temporaries).
 _SUM_ROWS = 65536
 
