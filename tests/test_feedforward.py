@@ -23,7 +23,7 @@ from splatpack.feedforward.model import (
 )
 from splatpack.feedforward.scenes import procedural_scene
 from splatpack.feedforward.train import Curriculum, train_step
-from splatpack.render import rasterize
+from splatpack.render import rasterize, render_splats
 
 TINY = FeedForwardConfig(
     tokens=6, width=32, heads=2, rounds=1, self_layers=1, rgb_width=16, ray_width=16, candidates=4, stages=2
@@ -221,3 +221,21 @@ def test_curriculum_grows_the_budget_step_by_step_and_fades_between_stages():
     coarse, fine = merge_candidates(cand, 0), merge_candidates(cand, 1)
     assert torch.equal(blend_stages(coarse, fine, 1.0).means, fine.means)
     torch.testing.assert_close(blend_stages(coarse, fine, 0.0).log_scales, split(coarse).log_scales)
+
+
+def test_world_frame_splats_render_as_the_canonical_gaussians_do():
+    """``Prediction.splats`` (the cameras' frame: what writers and the ns-train init take) shows every camera the
+    image the canonical-frame Gaussians show it, view-dependent colour included."""
+    torch.manual_seed(0)
+    model = FeedForwardModel(dataclasses.replace(TINY, scale_range=(0.02, 0.2), position_range=0.6)).double()
+    images, c2w, Ks = context(views=3, dtype=torch.float64)
+    with torch.no_grad():
+        pred = model(images, c2w, Ks)
+        pred.gaussians.sh[..., 1:, :] += 0.5  # strong higher bands, so a missing SH rotation would show
+        canonical = pred.frame.cameras_to_canonical(c2w)[0]
+        # The near plane is a distance in each frame's own units: put it where no Gaussian is, in both.
+        kw = dict(backend="torch", near_plane=1e-6)
+        a = render_splats(pred.gaussians.splats(0), torch.linalg.inv(canonical), Ks[0], SIDE, SIDE, **kw)
+        b = render_splats(pred.splats(0), torch.linalg.inv(c2w[0]), Ks[0], SIDE, SIDE, **kw)
+    assert float(a.alpha.max()) > 0.05
+    torch.testing.assert_close(b.rgb, a.rgb, rtol=0, atol=1e-9)

@@ -41,7 +41,8 @@ def render_targets(
     pred: Prediction, c2w: torch.Tensor, Ks: torch.Tensor, width: int, height: int, background: torch.Tensor
 ) -> RenderOutput:
     """Render scene 0 of ``pred`` into (V, 4, 4) target cameras given in the context cameras' frame, over a
-    uniform ``background`` (3,) colour."""
+    uniform ``background`` (3,) colour. The render happens in the canonical frame, so the renderer's near plane
+    (0.01) is 1 % of the camera constellation's diameter."""
     viewmats = torch.linalg.inv(pred.frame.cameras_to_canonical(c2w[None])[0])
     means, quats, scales, opacities, sh = pred.gaussians.render_inputs(0)
     sh_degree = int(sh.shape[1] ** 0.5) - 1
