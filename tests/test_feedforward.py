@@ -76,6 +76,9 @@ def test_exactly_tokens_times_two_to_the_stage_gaussians():
             model(images, c2w, Ks, stage=TINY.stages, blend=0.5)
         with pytest.raises(SplatpackError, match="patches"):
             model(images[:, :, :12], c2w, Ks)
+        # The single-stream ablation has the same budget.
+        single = FeedForwardModel(dataclasses.replace(TINY, dual_stream=False))
+        assert single(images, c2w, Ks).gaussians.means.shape == (1, TINY.gaussians(), 3)
 
 
 def test_opacity_merge_equal_gates_give_the_union_one_hot_gives_n_copies():
