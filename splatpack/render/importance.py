@@ -70,13 +70,10 @@ def view_contributions(
     tile_size: int = _torch_impl.DEFAULT_TILE_SIZE,
 ) -> ViewContributions:
     """W, A and M of N activated Gaussians (as ``splatpack.render.rasterize`` takes them) in C cameras."""
-    n_cams, n = viewmats.shape[0], means.shape[0]
-    proj = _torch_impl.project(
+    plan, coefs = tile_pairs(
         means, quats, scales, opacities, viewmats, Ks, width, height,
-        near_plane=near_plane, far_plane=far_plane, eps2d=eps2d, antialiased=rasterize_mode == "antialiased",
+        near_plane=near_plane, far_plane=far_plane, eps2d=eps2d, rasterize_mode=rasterize_mode, tile_size=tile_size,
     )  # fmt: skip
-    plan = _torch_impl.plan_tiles(proj, width, height, tile_size)
-    coefs = _torch_impl.pair_coefficients(proj, plan, tile_size)
     m = len(plan.pair_ids)
     # One extra pair at index m collects the padding (its alpha is exactly 0, see _torch_impl._padded).
     coefs_p = _torch_impl._padded(coefs, coefs.new_zeros(m, 0))[0]
@@ -103,11 +100,28 @@ def view_contributions(
         owner = idx.gather(1, best_k)  # (B, P) pair index of each pixel's dominant contributor
         dominant.index_add_(0, owner[best_w > 0], torch.ones_like(owner[best_w > 0]))
 
-    def per_gaussian(values: Tensor) -> Tensor:
-        out = values.new_zeros(n_cams * n)
-        return out.index_add_(0, plan.pair_ids, values[:m]).reshape(n_cams, n)
+    shape = viewmats.shape[0], means.shape[0]
+    return ViewContributions(*(per_gaussian(plan, v[:m], shape) for v in (weight, covered, dominant)))
 
-    return ViewContributions(per_gaussian(weight), per_gaussian(covered), per_gaussian(dominant))
+
+def tile_pairs(
+    means, quats, scales, opacities, viewmats, Ks, width, height, *, near_plane, far_plane, eps2d, rasterize_mode,
+    tile_size,
+):  # fmt: skip
+    """The torch renderer's tile plan and per-pair coefficients of a scene: the cut-offs every importance path
+    (this reference, the native kernel) shares with rendering."""
+    proj = _torch_impl.project(
+        means, quats, scales, opacities, viewmats, Ks, width, height,
+        near_plane=near_plane, far_plane=far_plane, eps2d=eps2d, antialiased=rasterize_mode == "antialiased",
+    )  # fmt: skip
+    plan = _torch_impl.plan_tiles(proj, width, height, tile_size)
+    return plan, _torch_impl.pair_coefficients(proj, plan, tile_size)
+
+
+def per_gaussian(plan, per_pair: Tensor, shape: tuple[int, int]) -> Tensor:
+    """Per-pair values summed into (cameras, Gaussians)."""
+    n_cams, n = shape
+    return per_pair.new_zeros(n_cams * n).index_add_(0, plan.pair_ids, per_pair).reshape(n_cams, n)
 
 
 @torch.no_grad()

@@ -39,18 +39,14 @@ def view_contributions(
             means, quats, scales, opacities, viewmats, Ks, width, height, near_plane=near_plane,
             far_plane=far_plane, eps2d=eps2d, rasterize_mode=rasterize_mode, tile_size=tile_size,
         )  # fmt: skip
-    n_cams, n = viewmats.shape[0], means.shape[0]
-    proj = _torch_impl.project(
+    plan, coefs = importance.tile_pairs(
         means, quats, scales, opacities, viewmats, Ks, width, height,
-        near_plane=near_plane, far_plane=far_plane, eps2d=eps2d, antialiased=rasterize_mode == "antialiased",
+        near_plane=near_plane, far_plane=far_plane, eps2d=eps2d, rasterize_mode=rasterize_mode, tile_size=tile_size,
     )  # fmt: skip
-    plan = _torch_impl.plan_tiles(proj, width, height, tile_size)
-    coefs = _torch_impl.pair_coefficients(proj, plan, tile_size).contiguous()
+    coefs = coefs.contiguous()
     offsets = torch.zeros(plan.n_tiles + 1, dtype=torch.int64, device=coefs.device)
     torch.cumsum(torch.bincount(plan.pair_tiles, minlength=plan.n_tiles), 0, out=offsets[1:])
     per_pair = native.tile_importance(coefs, offsets, tile_size, plan.tiles_x, plan.tiles_y, width, height)
 
-    def per_gaussian(values: Tensor) -> Tensor:
-        return values.new_zeros(n_cams * n).index_add_(0, plan.pair_ids, values).reshape(n_cams, n)
-
-    return importance.ViewContributions(*(per_gaussian(v) for v in per_pair))
+    shape = viewmats.shape[0], means.shape[0]
+    return importance.ViewContributions(*(importance.per_gaussian(plan, v, shape) for v in per_pair))
