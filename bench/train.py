@@ -38,18 +38,13 @@ import argparse
 import ast
 import contextlib
 import copy
-import json
 import math
-import platform
 import tempfile
 import time
 from pathlib import Path
 
-import torch
+from _report import ROOT, Column, print_table, write_results
 
-from splatpack.io.atomic import atomic_output
-
-ROOT = Path(__file__).resolve().parents[1]
 FOX = ROOT.parent / "shared" / "data" / "fox"
 METHODS = ("splatpack-base", "splatpack", "splatfacto", "splatpack-omg")
 SOG_SHORT_RUN_GRAD = 6e-4  # SOG's densification threshold in this benchmark's short runs (see top)
@@ -214,18 +209,37 @@ def paired(rows: list[dict], reference: str) -> list[dict]:
     return out
 
 
-def print_paired(entries: list[dict]) -> None:
-    print(
-        f"{'scene':5s} {'method':15s} {'n':>2s} {'PSNR sd':>7s} {'dPSNR +- se':>14s} {'dSSIM +- se':>16s} "
-        f"{'dPSNR(.sog) +- se':>18s} {'refN/N':>7s} {'refPLY/SOG +- se':>17s}   (paired vs reference, same seeds)"
-    )
-    for e in entries:
-        print(
-            f"{e['scene']:5s} {e['method']:15s} {len(e['seeds']):2d} {e['psnr_sd']:7.2f} "
-            f"{e['d_psnr']:+7.2f} +- {e['d_psnr_se']:4.2f} {e['d_ssim']:+8.4f} +- {e['d_ssim_se']:5.4f} "
-            f"{e['d_sog_psnr']:+9.2f} +- {e['d_sog_psnr_se']:4.2f} {e['gaussian_ratio']:7.2f} "
-            f"{e['ref_ply_over_sog']:9.1f} +- {e['ref_ply_over_sog_se']:4.1f}"
-        )
+def _pm(key: str, fmt: str) -> Column:
+    """A paired column: mean +- standard error."""
+    return Column(f"{key} +- se", lambda e: f"{format(e[key], fmt)} +- {format(e[key + '_se'], fmt.lstrip('+'))}")
+
+
+PAIRED_COLUMNS = (
+    Column("scene", "scene"),
+    Column("method", "method"),
+    Column("n", lambda e: len(e["seeds"])),
+    Column("PSNR sd", "psnr_sd", ".2f"),
+    _pm("d_psnr", "+.2f"),
+    _pm("d_ssim", "+.4f"),
+    _pm("d_sog_psnr", "+.2f"),
+    _pm("gaussian_ratio", ".2f"),
+    _pm("ref_ply_over_sog", ".1f"),
+)
+RUN_COLUMNS = (
+    Column("seed", lambda r: r.get("seed", f"mean of {len(r.get('seeds', []))}")),
+    Column("scene", "scene"),
+    Column("method", "method"),
+    Column("N", "gaussians", ".0f"),
+    Column("PSNR", "psnr", ".2f"),
+    Column("SSIM", "ssim", ".4f"),
+    Column("PLY MB", lambda r: r["ply_bytes"] / 1e6, ".3f"),
+    Column("SPZ MB", lambda r: r["spz_bytes"] / 1e6, ".3f"),
+    Column("SPZ dB", "spz_psnr", ".2f"),
+    Column("SOG MB", lambda r: r["sog_bytes"] / 1e6, ".3f"),
+    Column("SOG dB", "sog_psnr", ".2f"),
+    Column("basePLY/SOG", "base_ply_over_sog", ".1f"),
+    Column("train s", "train_seconds", ".1f"),
+)
 
 
 def summarize(rows: list[dict]) -> list[dict]:
@@ -241,21 +255,6 @@ def summarize(rows: list[dict]) -> list[dict]:
         base = next((b for b in out if b["scene"] == m["scene"] and b["method"] == "splatpack-base"), None)
         m["base_ply_over_sog"] = base["ply_bytes"] / m["sog_bytes"] if base else None
     return out
-
-
-def print_table(rows: list[dict]) -> None:
-    print(
-        f"{'seed':9s} {'scene':5s} {'method':15s} {'N':>7s} {'PSNR':>6s} {'SSIM':>6s} {'PLY MB':>7s} {'SPZ MB':>7s} "
-        f"{'SPZ dB':>6s} {'SOG MB':>7s} {'SOG dB':>6s} {'basePLY/SOG':>11s} {'train s':>8s}"
-    )
-    for r in rows:
-        tag = str(r.get("seed", f"mean of {len(r.get('seeds', []))}"))
-        ratio = r.get("base_ply_over_sog")
-        print(
-            f"{tag:9s} {r['scene']:5s} {r['method']:15s} {r['gaussians']:7.0f} {r['psnr']:6.2f} {r['ssim']:6.4f} "
-            f"{r['ply_bytes'] / 1e6:7.3f} {r['spz_bytes'] / 1e6:7.3f} {r['spz_psnr']:6.2f} {r['sog_bytes'] / 1e6:7.3f} "
-            f"{r['sog_psnr']:6.2f} {'' if ratio is None else f'{ratio:.1f}':>11s} {r['train_seconds']:8.1f}"
-        )
 
 
 def main() -> None:
@@ -307,11 +306,7 @@ def main() -> None:
     # A non-default demo split gets its own folder, so the default data/demo the tests use is never regenerated.
     demo_dir = ROOT / "data" / ("demo" if args.demo_extra_views == 34 else f"demo-extra{args.demo_extra_views}")
     scenes = {"demo": lambda: generate_demo_scene(demo_dir, extra_test_views=args.demo_extra_views), "fox": lambda: FOX}
-    meta = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": platform.machine(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "threads": torch.get_num_threads(),
+    settings = {
         "iterations": args.iterations,
         "fox_scale": args.fox_scale,
         "seeds": seeds,
@@ -332,13 +327,11 @@ def main() -> None:
                     args.seed = seed
                     rows.append(run(method, scene, data, work, args))
                     summary, pairs = summarize(rows), paired(rows, args.reference)
-                    print_table(rows)
-                    print_table(summary)
-                    print_paired(pairs)
-                    args.out.parent.mkdir(parents=True, exist_ok=True)
-                    with atomic_output(args.out) as tmp:  # after every run, so a cut-short benchmark keeps its rows
-                        result = {"meta": meta, "rows": rows, "summary": summary, "paired": pairs}
-                        tmp.write_text(json.dumps(result, indent=2) + "\n")
+                    print_table(rows, RUN_COLUMNS)
+                    print_table(summary, RUN_COLUMNS, "means over seeds")
+                    print_table(pairs, PAIRED_COLUMNS, f"paired against {args.reference} (same seeds)")
+                    # After every run, so a cut-short benchmark keeps its rows.
+                    write_results(args.out, {"settings": settings, "rows": rows, "summary": summary, "paired": pairs})
 
 
 if __name__ == "__main__":
