@@ -102,8 +102,7 @@ def test_bad_sizes(tmp_path, mutate, message):
 @pytest.mark.parametrize(
     "field,index,value,message",
     [
-        ("position", (1, 2), np.nan, "1 record\\(s\\) with NaN/Inf position \\(first at index 1\\)"),
-        ("scale", (2, 0), np.inf, "NaN/Inf scale \\(first at index 2\\)"),
+        ("position", (1, 2), np.nan, "NaN/Inf values in 1 entries: means \\(1\\); --nonfinite drop"),
         ("scale", (3, 1), 0.0, "zero or negative scale \\(first at index 3\\)"),
     ],
 )
@@ -112,6 +111,17 @@ def test_bad_values(tmp_path, field, index, value, message):
     r[field][index] = value
     with pytest.raises(SplatpackError, match=message):
         splat.read(_file(tmp_path, r.tobytes()))
+
+
+def test_nonfinite_values_follow_the_reading_policy(tmp_path):
+    r = _records().copy()
+    r["position"][1, 2] = np.nan
+    r["scale"][2, 0] = np.inf
+    path = _file(tmp_path, r.tobytes())
+    kept = splat_io.read(path, nonfinite="drop")  # both bad records go, the rest is read as it is
+    assert len(kept) == len(r) - 2 and torch.equal(kept.means[0], torch.from_numpy(r["position"][0]))
+    clamped = splat_io.read(_file(tmp_path, np.delete(r, 1).tobytes()))  # default clamp: the infinite scale is capped
+    assert torch.isfinite(clamped.log_scales).all() and clamped.log_scales[1, 0] == clamped.log_scales.max()
 
 
 def test_bad_writes_leave_nothing(tmp_path):

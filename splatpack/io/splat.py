@@ -63,16 +63,12 @@ def read(path: str | os.PathLike) -> Splats:
     r = _records(path)
     position = r["position"].astype(np.float32)
     scale = r["scale"].astype(np.float64)
-    checks = (
-        ("NaN/Inf position", ~np.isfinite(position).all(axis=1)),
-        ("NaN/Inf scale", ~np.isfinite(scale).all(axis=1)),
-        ("a zero or negative scale", (scale <= 0).any(axis=1)),
-    )
-    for problem, bad in checks:
-        if bad.any():
-            raise SplatpackError(
-                f"{int(bad.sum())} record(s) with {problem} (first at index {int(bad.argmax())})", path
-            )
+    # NaN/Inf positions and scales follow the reading policy (Splats.from_numpy); a scale <= 0 has no log.
+    bad = (scale <= 0).any(axis=1)
+    if bad.any():
+        raise SplatpackError(
+            f"{int(bad.sum())} record(s) with a zero or negative scale (first at index {int(bad.argmax())})", path
+        )
     q = (r["rotation"].astype(np.float64) - 128) / 128
     norm = np.linalg.norm(q, axis=1, keepdims=True)
     q = np.where(norm > 0, q / np.where(norm > 0, norm, 1), [1.0, 0.0, 0.0, 0.0])

@@ -414,13 +414,9 @@ def _decode(header: tuple, arrays: list[np.ndarray], flip: bool, path) -> Splats
     version, count, sh_degree, bits, _ = header
     pos, alphas, colors, scales, rot, sh = arrays
     if version == 1:
+        # Only float16 positions can be NaN/Inf (every other field decodes from bytes to finite values): they
+        # follow the reading policy in Splats.from_numpy.
         means = np.ascontiguousarray(pos).view("<f2").astype(F32)
-        # Only float16 positions can be NaN/Inf: every other field decodes from bytes to finite values.
-        bad = ~np.isfinite(means).all(axis=1)
-        if bad.any():
-            raise SplatpackError(
-                f"{int(bad.sum())} Gaussian(s) with NaN/Inf positions (first at index {int(bad.argmax())})", path
-            )
     else:
         raw = pos.reshape(count, 3, 3).astype(np.int32)
         fixed = raw[..., 0] | (raw[..., 1] << 8) | (raw[..., 2] << 16)
