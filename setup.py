@@ -46,6 +46,7 @@ setup(
         "tyro>=0.8",
         "rich>=13",
         "zstandard>=0.22",
+        "constriction>=0.4",
         "pillow>=10",
         "tqdm",
     ],

@@ -1,0 +1,165 @@
+"""``CompactScene``: what a ``.spk`` file holds, in memory — OMG's compact representation of a scene.
+
+A compact scene stores per Gaussian only its position and a few small integers: every other attribute is an
+index into sub-vector codebooks (``SvqCode``) or, for ablations, a raw half-precision array. Colour, opacity and
+the SH bands come from one of two *appearance* layouts:
+
+- ``fields`` present (OMG, ``splatpack-omg``): attribute ``features`` holds each Gaussian's static and view
+  features ``[T, V]`` (6); the MLP fields (``splatpack.omg.fields``) turn position and features into DC colour,
+  opacity and SH rest when the scene is baked;
+- ``fields`` absent (post-hoc or "no MLP" ablation): attributes ``sh0`` (3), ``opacity_logits`` (1) and ``shN``
+  (3 x rest count, coefficient-major as in ``Splats``) hold them directly.
+
+Geometry is always ``log_scales`` (3) and ``quats`` (4, w x y z, any norm). Positions are float32 values that the
+container stores exactly (it quantizes them first, ``splatpack.io.spk``). The scene lives in the frame it was
+trained in; ``to_data`` (rotation, translation, scale) maps it to the data frame the user's cameras use, and
+baking applies it, so a decoded file lines up with its input as every other export does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from splatpack.errors import SplatpackError
+from splatpack.scene import SH_REST_COUNT, Splats
+
+# Attribute names and widths of the two appearance layouts (see the module docstring).
+GEOMETRY = {"log_scales": 3, "quats": 4}
+FIELD_APPEARANCE = {"features": 6}
+RAW_APPEARANCE = {"sh0": 3, "opacity_logits": 1}  # plus "shN": 3 x SH rest count
+
+
+@dataclasses.dataclass
+class SvqCode:
+    """One attribute quantized by sub-vector codebooks: row i is the concatenation over sub-vectors s of
+    ``codebooks[s][indices[i, s]]`` (codebook s is (K_s, d_s) float32)."""
+
+    codebooks: list[np.ndarray]
+    indices: np.ndarray  # (N, S) int64
+
+    def __post_init__(self) -> None:
+        self.codebooks = [np.ascontiguousarray(c, dtype=np.float32).reshape(len(c), -1) for c in self.codebooks]
+        self.indices = np.ascontiguousarray(self.indices, dtype=np.int64).reshape(len(self.indices), -1)
+        if self.indices.shape[1] != len(self.codebooks):
+            raise SplatpackError(f"{self.indices.shape[1]} index columns for {len(self.codebooks)} codebooks")
+        for s, book in enumerate(self.codebooks):
+            column = self.indices[:, s]
+            if len(column) and (column.min() < 0 or column.max() >= len(book)):
+                raise SplatpackError(f"sub-vector {s}: index out of its codebook's {len(book)} entries")
+
+    @property
+    def width(self) -> int:
+        return sum(c.shape[1] for c in self.codebooks)
+
+    def values(self) -> np.ndarray:
+        """(N, width) float32 decoded rows."""
+        return np.concatenate([book[self.indices[:, s]] for s, book in enumerate(self.codebooks)], axis=1)
+
+    def select(self, rows: np.ndarray) -> SvqCode:
+        return SvqCode(self.codebooks, self.indices[rows])
+
+
+Attribute = SvqCode | np.ndarray  # an SVQ code, or raw (N, width) float32 values
+
+
+def attribute_values(attr: Attribute) -> np.ndarray:
+    return attr.values() if isinstance(attr, SvqCode) else np.asarray(attr, dtype=np.float32)
+
+
+@dataclasses.dataclass
+class CompactScene:
+    """N Gaussians in OMG's compact form (module docstring); every array is float32 / int64 on the CPU."""
+
+    positions: np.ndarray  # (N, 3)
+    attributes: dict[str, Attribute]
+    sh_degree: int
+    fields: dict[str, np.ndarray] | None = None  # MLP weights by name (splatpack.omg.fields)
+    field_config: dict | None = None  # JSON-able settings that rebuild the fields
+    rotation: np.ndarray = dataclasses.field(default_factory=lambda: np.eye(3))  # to the data frame
+    translation: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(3))
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.positions = np.ascontiguousarray(self.positions, dtype=np.float32).reshape(-1, 3)
+        self.rotation = np.asarray(self.rotation, dtype=np.float64).reshape(3, 3)
+        self.translation = np.asarray(self.translation, dtype=np.float64).reshape(3)
+        self.attributes = {
+            k: v if isinstance(v, SvqCode) else np.ascontiguousarray(v, dtype=np.float32).reshape(len(v), -1)
+            for k, v in self.attributes.items()
+        }
+        self.validate()
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def layout(self) -> dict[str, int]:
+        """Attribute name -> width this scene must hold."""
+        if self.sh_degree not in SH_REST_COUNT:
+            raise SplatpackError(f"SH degree {self.sh_degree} is out of range 0-3")
+        if self.fields is not None:
+            return {**GEOMETRY, **FIELD_APPEARANCE}
+        return {**GEOMETRY, **RAW_APPEARANCE, "shN": 3 * SH_REST_COUNT[self.sh_degree]}
+
+    def validate(self) -> CompactScene:
+        want = self.layout()
+        if set(self.attributes) != set(want):
+            raise SplatpackError(f"attributes {sorted(self.attributes)} do not match the layout {sorted(want)}")
+        for name, width in want.items():
+            attr = self.attributes[name]
+            rows, cols = (len(attr.indices), attr.width) if isinstance(attr, SvqCode) else attr.shape
+            if (rows, cols) != (len(self), width):
+                raise SplatpackError(f"attribute {name} is {rows} x {cols}, expected {len(self)} x {width}")
+        if (self.fields is None) != (self.field_config is None):
+            raise SplatpackError("MLP weights and their settings come together")
+        if not (np.isfinite(self.scale) and self.scale > 0):
+            raise SplatpackError(f"frame scale must be positive and finite, got {self.scale}")
+        return self
+
+    def select(self, rows: np.ndarray) -> CompactScene:
+        """The Gaussians ``rows`` (indices or a mask), in that order; codebooks and fields are shared."""
+        attrs = {k: v.select(rows) if isinstance(v, SvqCode) else v[rows] for k, v in self.attributes.items()}
+        return dataclasses.replace(self, positions=self.positions[rows], attributes=attrs)
+
+    def values(self, name: str) -> np.ndarray:
+        return attribute_values(self.attributes[name])
+
+    # ------------------------------------------------------------------ baking
+
+    def to_splats(self, *, data_frame: bool = True, chunk: int = 1 << 18) -> Splats:
+        """A standard 3DGS scene: the fields (if any) evaluated once per Gaussian, in ``chunk`` rows at a time;
+        in the data frame unless ``data_frame`` is False (the stored frame, as trained)."""
+        n = len(self)
+        k = SH_REST_COUNT[self.sh_degree]
+        if self.fields is not None:
+            from splatpack.omg.fields import AttributeFields
+
+            net = AttributeFields.from_arrays(self.field_config, self.fields)
+            sh0, opacity, shN = net.bake(torch.from_numpy(self.positions), torch.from_numpy(self.values("features")),
+                                         self.sh_degree, chunk=chunk)  # fmt: skip
+        else:
+            sh0 = torch.from_numpy(self.values("sh0"))
+            opacity = torch.from_numpy(self.values("opacity_logits")).reshape(n)
+            shN = torch.from_numpy(self.values("shN")).reshape(n, k, 3)
+        splats = Splats(
+            means=torch.from_numpy(self.positions.copy()),
+            quats=torch.from_numpy(self.values("quats")),
+            log_scales=torch.from_numpy(self.values("log_scales")),
+            opacity_logits=opacity.reshape(n).float(),
+            sh0=sh0.reshape(n, 1, 3).float(),
+            shN=shN.reshape(n, k, 3).float(),
+        )
+        if not data_frame or (
+            np.array_equal(self.rotation, np.eye(3)) and not self.translation.any() and self.scale == 1
+        ):
+            return splats
+        from splatpack.edit.rigid import similarity
+
+        return similarity(
+            splats,
+            rotation=torch.from_numpy(self.rotation),
+            translation=torch.from_numpy(self.translation),
+            scale=float(self.scale),
+        )
