@@ -24,42 +24,13 @@ import numpy as np
 import torch
 
 from splatpack.errors import SplatpackError
+from splatpack.quant.svq import SvqCode
 from splatpack.scene import SH_REST_COUNT, Splats
 
 # Attribute names and widths of the two appearance layouts (see the module docstring).
 GEOMETRY = {"log_scales": 3, "quats": 4}
 FIELD_APPEARANCE = {"features": 6}
 RAW_APPEARANCE = {"sh0": 3, "opacity_logits": 1}  # plus "shN": 3 x SH rest count
-
-
-@dataclasses.dataclass
-class SvqCode:
-    """One attribute quantized by sub-vector codebooks: row i is the concatenation over sub-vectors s of
-    ``codebooks[s][indices[i, s]]`` (codebook s is (K_s, d_s) float32)."""
-
-    codebooks: list[np.ndarray]
-    indices: np.ndarray  # (N, S) int64
-
-    def __post_init__(self) -> None:
-        self.codebooks = [np.ascontiguousarray(c, dtype=np.float32).reshape(len(c), -1) for c in self.codebooks]
-        self.indices = np.ascontiguousarray(self.indices, dtype=np.int64).reshape(len(self.indices), -1)
-        if self.indices.shape[1] != len(self.codebooks):
-            raise SplatpackError(f"{self.indices.shape[1]} index columns for {len(self.codebooks)} codebooks")
-        for s, book in enumerate(self.codebooks):
-            column = self.indices[:, s]
-            if len(column) and (column.min() < 0 or column.max() >= len(book)):
-                raise SplatpackError(f"sub-vector {s}: index out of its codebook's {len(book)} entries")
-
-    @property
-    def width(self) -> int:
-        return sum(c.shape[1] for c in self.codebooks)
-
-    def values(self) -> np.ndarray:
-        """(N, width) float32 decoded rows."""
-        return np.concatenate([book[self.indices[:, s]] for s, book in enumerate(self.codebooks)], axis=1)
-
-    def select(self, rows: np.ndarray) -> SvqCode:
-        return SvqCode(self.codebooks, self.indices[rows])
 
 
 Attribute = SvqCode | np.ndarray  # an SVQ code, or raw (N, width) float32 values
