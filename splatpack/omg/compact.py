@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from splatpack.errors import SplatpackError
-from splatpack.quant.svq import SvqCode
+from splatpack.quant.svq import SvqCode, as_rows
 from splatpack.scene import SH_REST_COUNT, Splats
 
 # Attribute names and widths of the two appearance layouts (see the module docstring).
@@ -58,7 +58,7 @@ class CompactScene:
         self.rotation = np.asarray(self.rotation, dtype=np.float64).reshape(3, 3)
         self.translation = np.asarray(self.translation, dtype=np.float64).reshape(3)
         self.attributes = {
-            k: v if isinstance(v, SvqCode) else np.ascontiguousarray(v, dtype=np.float32).reshape(len(v), -1)
+            k: v if isinstance(v, SvqCode) else as_rows(v, np.float32)
             for k, v in self.attributes.items()
         }
         self.validate()

@@ -18,6 +18,12 @@ from splatpack.errors import SplatpackError
 from splatpack.quant.kmeans import assign, kmeans_1d, kmeans_palette
 
 
+def as_rows(a, dtype) -> np.ndarray:
+    """``a`` as a contiguous (len(a), -1) array; a 2-D one keeps its shape (numpy cannot infer -1 for 0 rows)."""
+    a = np.ascontiguousarray(a, dtype=dtype)
+    return a if a.ndim == 2 else a.reshape(len(a), -1)
+
+
 @dataclasses.dataclass
 class SvqCode:
     """One attribute quantized by sub-vector codebooks: row i is the concatenation over sub-vectors s of
@@ -27,8 +33,8 @@ class SvqCode:
     indices: np.ndarray  # (N, S) int64
 
     def __post_init__(self) -> None:
-        self.codebooks = [np.ascontiguousarray(c, dtype=np.float32).reshape(len(c), -1) for c in self.codebooks]
-        self.indices = np.ascontiguousarray(self.indices, dtype=np.int64).reshape(len(self.indices), -1)
+        self.codebooks = [as_rows(c, np.float32) for c in self.codebooks]
+        self.indices = as_rows(self.indices, np.int64)
         if self.indices.shape[1] != len(self.codebooks):
             raise SplatpackError(f"{self.indices.shape[1]} index columns for {len(self.codebooks)} codebooks")
         for s, book in enumerate(self.codebooks):
