@@ -5,13 +5,8 @@ Each method trains through nerfstudio's own ``Trainer`` (what ``ns-train`` runs)
 the same way (``splatpack.nerfstudio.export``: scene mapped to the data frame, written as .ply/.spz/.sog, read
 back and rendered against the held-out views with one renderer), so PSNR/SSIM and sizes are comparable.
 
-Short-run schedule, applied to every method alike (the 30k-step defaults would never densify or raise the SH
-degree in a CPU-sized budget): no resolution warm-up (``num_downscales 0``), densification from
-``iterations/15`` to ``iterations/2``, SH degree +1 every ``iterations/15``; every method refines every 100 steps
-(SOG re-sorts its grid after each). SOG's paper schedule (refine 10x less often than 3DGS, at a 3.5x lower
-gradient threshold, 7e-5) assumes 30k steps: in 1500 it refines twice and grows nearly every Gaussian both times
-(4,000 -> 11k -> 25.8k on the demo scene). Here SOG refines at the baseline's cadence and spends its Gaussian
-budget selectively, growing only above ``SOG_SHORT_RUN_GRAD`` (see BENCHMARKS.md for the other thresholds tried).
+Short-run schedule, applied to every method alike: ``splatpack.nerfstudio.schedule.apply_short_schedule`` (the
+30k-step event plans scaled to ``--iterations``; its docstring says how, and why SOG refines more often there).
 
 splatfacto on a machine without CUDA runs inside ``splatpack.nerfstudio.splatfacto_cpu.splatfacto_on_cpu`` (its
 gsplat call answered by our torch renderer, absgrad included, ``.cuda()`` a no-op, no LPIPS) with its own
@@ -40,14 +35,12 @@ import contextlib
 import copy
 import math
 import tempfile
-import time
 from pathlib import Path
 
 from _report import ROOT, Column, print_table, write_results
 
 FOX = ROOT.parent / "shared" / "data" / "fox"
 METHODS = ("splatpack-base", "splatpack", "splatfacto", "splatpack-omg")
-SOG_SHORT_RUN_GRAD = 6e-4  # SOG's densification threshold in this benchmark's short runs (see top)
 
 
 # ---------------------------------------------------------------------------------------------- configs
@@ -58,7 +51,7 @@ def method_config(method: str, scene: str, data: Path, out: Path, args):
     from nerfstudio.configs.method_configs import method_configs
 
     from splatpack.nerfstudio.dataparser import SplatpackDataParserConfig
-    from splatpack.nerfstudio.method import splatpack_base_method, splatpack_method, splatpack_omg_method
+    from splatpack.nerfstudio.short_run import configure_short_run, method_trainer_config
     from splatpack.nerfstudio.splatfacto_cpu import for_cpu_training
 
     if method == "splatfacto":
@@ -67,40 +60,14 @@ def method_config(method: str, scene: str, data: Path, out: Path, args):
         cfg.pipeline.datamanager.dataparser = SplatpackDataParserConfig()
         for_cpu_training(cfg)
     else:
-        specs = {
-            "splatpack": splatpack_method,
-            "splatpack-base": splatpack_base_method,
-            "splatpack-omg": splatpack_omg_method,
-        }
-        cfg = copy.deepcopy(specs[method].config)
-        cfg.pipeline.model.export_at_end = False  # the benchmark exports every method the same way
-    cfg.output_dir = out
-    cfg.experiment_name = data.name
-    cfg.timestamp = f"{method}-seed{args.seed}"
-    cfg.machine.seed = args.seed
-    cfg.vis = "tensorboard"
-    iterations = cfg.max_num_iterations = args.iterations
-    cfg.steps_per_eval_image = cfg.steps_per_eval_batch = cfg.steps_per_eval_all_images = 10**9
-    cfg.steps_per_save = 10**9
-    dm = cfg.pipeline.datamanager
-    dm.data = data
-    dm.dataparser.downscale_factor = 1  # never write downscaled image folders next to the data
-    model = cfg.pipeline.model
+        cfg = method_trainer_config(method)
+    configure_short_run(cfg, method, data, out, args.iterations, args.seed, sog_refine_every=args.sog_refine_every)
+    dm, model = cfg.pipeline.datamanager, cfg.pipeline.model
     if scene == "fox":  # the capture's own convention: every 8th frame held out; no seed cloud
         dm.camera_res_scale_factor = args.fox_scale
         dm.dataparser.eval_mode = "interval"
         dm.dataparser.eval_interval = 8
         model.num_random, model.random_scale = args.fox_random, args.fox_random_scale
-    model.num_downscales = 0
-    model.warmup_length = iterations // 15
-    model.stop_split_at = iterations // 2
-    model.sh_degree_interval = iterations // 15
-    if method == "splatpack":
-        model.refine_every = model.sort_every = args.sog_refine_every
-        model.densify_grad_thresh = SOG_SHORT_RUN_GRAD
-    if method == "splatpack-omg":  # OMG's events at the paper's fractions of 30k: rewind 1/6, sampling 1/2, LD 2/3
-        model.sample_lr_rewind_to, model.sample_at = iterations // 6, iterations // 2
-        model.prune_at = 2 * iterations // 3
     for target, field, value in args.set:
         if target == method:
             if not hasattr(model, field):
@@ -125,26 +92,18 @@ def parse_override(text: str) -> tuple[str, str, object]:
 
 
 def run(method: str, scene: str, data: Path, work: Path, args) -> dict:
-    from nerfstudio.engine.trainer import Trainer
-    from nerfstudio.scripts.train import _set_random_seed
-
     from splatpack.nerfstudio.export import export_pipeline
+    from splatpack.nerfstudio.short_run import train
     from splatpack.nerfstudio.splatfacto_cpu import splatfacto_on_cpu
 
     cfg = method_config(method, scene, data, work / "runs", args)
     patch = splatfacto_on_cpu() if method == "splatfacto" else contextlib.nullcontext()
     with patch:
-        _set_random_seed(cfg.machine.seed)
-        cfg.save_config()
-        trainer = Trainer(cfg, local_rank=0, world_size=1)
-        trainer.setup()
-        start = time.perf_counter()
-        trainer.train()
-        seconds = time.perf_counter() - start
+        trainer, seconds = train(cfg)
         report = export_pipeline(
             trainer.pipeline,
             work / "export" / scene / cfg.timestamp,
-            formats=("ply", "spz", "sog"),
+            formats=("ply", "spz", "sog") + (("spk",) if method == "splatpack-omg" else ()),
             sog_preset=args.sog_preset,
         )
     files = report["files"]
@@ -170,6 +129,8 @@ def run(method: str, scene: str, data: Path, work: Path, args) -> dict:
 
 
 COLUMNS = ("gaussians", "psnr", "ssim", "ply_bytes", "spz_bytes", "spz_psnr", "sog_bytes", "sog_psnr", "train_seconds")
+# Only the methods that write a compact scene (splatpack-omg) have these.
+SPK_COLUMNS = ("spk_bytes", "spk_psnr")
 
 
 def mean_and_se(values: list[float]) -> tuple[float, float]:
@@ -203,15 +164,21 @@ def paired(rows: list[dict], reference: str) -> list[dict]:
             ("d_sog_psnr", lambda r, b: r["sog_psnr"] - b["psnr"]),
             ("gaussian_ratio", lambda r, b: b["gaussians"] / r["gaussians"]),
             ("ref_ply_over_sog", lambda r, b: b["ply_bytes"] / r["sog_bytes"]),
+            ("d_spk_psnr", lambda r, b: r["spk_psnr"] - b["psnr"]),
+            ("ref_ply_over_spk", lambda r, b: b["ply_bytes"] / r["spk_bytes"]),
         ):
-            entry[name], entry[name + "_se"] = mean_and_se([diff(r, b) for r, b in pairs])
+            if "spk" not in name or all("spk_bytes" in r for r, _ in pairs):
+                entry[name], entry[name + "_se"] = mean_and_se([diff(r, b) for r, b in pairs])
         out.append(entry)
     return out
 
 
 def _pm(key: str, fmt: str) -> Column:
-    """A paired column: mean +- standard error."""
-    return Column(f"{key} +- se", lambda e: f"{format(e[key], fmt)} +- {format(e[key + '_se'], fmt.lstrip('+'))}")
+    """A paired column: mean +- standard error (empty where the method has no such figure)."""
+    return Column(
+        f"{key} +- se",
+        lambda e: f"{format(e[key], fmt)} +- {format(e[key + '_se'], fmt.lstrip('+'))}" if key in e else None,
+    )
 
 
 PAIRED_COLUMNS = (
@@ -224,6 +191,8 @@ PAIRED_COLUMNS = (
     _pm("d_sog_psnr", "+.2f"),
     _pm("gaussian_ratio", ".2f"),
     _pm("ref_ply_over_sog", ".1f"),
+    _pm("d_spk_psnr", "+.2f"),
+    _pm("ref_ply_over_spk", ".1f"),
 )
 RUN_COLUMNS = (
     Column("seed", lambda r: r.get("seed", f"mean of {len(r.get('seeds', []))}")),
@@ -238,6 +207,9 @@ RUN_COLUMNS = (
     Column("SOG MB", lambda r: r["sog_bytes"] / 1e6, ".3f"),
     Column("SOG dB", "sog_psnr", ".2f"),
     Column("basePLY/SOG", "base_ply_over_sog", ".1f"),
+    Column("SPK KB", lambda r: r["spk_bytes"] / 1e3 if "spk_bytes" in r else None, ".1f"),
+    Column("SPK B/G", lambda r: r["spk_bytes"] / r["gaussians"] if "spk_bytes" in r else None, ".2f"),
+    Column("SPK dB", "spk_psnr", ".2f"),
     Column("train s", "train_seconds", ".1f"),
 )
 
@@ -249,7 +221,8 @@ def summarize(rows: list[dict]) -> list[dict]:
         groups.setdefault((r["scene"], r["method"]), []).append(r)
     out = []
     for (scene, method), runs in groups.items():
-        mean = {c: sum(r[c] for r in runs) / len(runs) for c in COLUMNS}
+        columns = COLUMNS + tuple(c for c in SPK_COLUMNS if all(c in r for r in runs))
+        mean = {c: sum(r[c] for r in runs) / len(runs) for c in columns}
         out.append({"scene": scene, "method": method, "seeds": [r["seed"] for r in runs], **mean})
     for m in out:
         base = next((b for b in out if b["scene"] == m["scene"] and b["method"] == "splatpack-base"), None)

@@ -156,10 +156,15 @@ def round_trip(
     for fmt in formats:
         path = out_dir / f"scene.{fmt}"
         sio.write(scene, path, format=fmt, **(options or {}).get(fmt, {}))
-        decoded = sio.read(path)
-        scores = evaluate(decoded, views, batch=batch) if views is not None and views.images is not None else {}
-        results.append(RoundTrip(fmt, path, path_size(path), len(decoded), scores))
+        results.append(score_file(path, views, format=fmt, batch=batch))
     return results
+
+
+def score_file(path: Path, views: Views | None, *, format: str | None = None, batch: int = 4) -> RoundTrip:
+    """Read a written file back and evaluate the decoded scene on ``views`` (no scores without images)."""
+    decoded = sio.read(path, format)
+    scores = evaluate(decoded, views, batch=batch) if views is not None and views.images is not None else {}
+    return RoundTrip(format or sio.detect_format(path), path, path_size(path), len(decoded), scores)
 
 
 def attribute_errors(src: Splats, decoded: Splats) -> dict[str, float]:

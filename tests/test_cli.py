@@ -134,7 +134,9 @@ def test_demo_trains_writes_and_scores_every_format(demo_scene, tmp_path):
     assert r.returncode == 0, r.stderr
     report = json.loads((tmp_path / "report.json").read_text())
     trained, *files = report["results"]
-    assert report["steps"] == 40 and [Path(f["file"]).name for f in files] == ["scene.ply", "scene.spz", "scene.sog"]
+    names = [Path(f["file"]).name for f in files]
+    assert report["steps"] == 40 and names == ["scene.ply", "scene.spz", "scene.sog", "scene.spk"]
+    assert report["method"] == "splatpack-omg" and [e[0] for e in report["omg_events"]][-1].startswith("svq")
     assert all(f["views"] == 40 for f in report["results"])  # the demo scene's held-out set
     assert trained["psnr"] > 9.5  # 40 steps from the seed cloud: 10.26 dB measured (deterministic under --seed)
     for f in files:

@@ -31,6 +31,10 @@ def _short(model_config, **overrides):
 def _run(demo_scene, out: Path, model_config, method: str, export: bool):
     cfg = _config(demo_scene, out, smoothness=0.0, export=export)
     cfg.method_name = method
+    if method == "splatpack-omg":
+        from splatpack.nerfstudio.method import OMG_OPTIMIZERS
+
+        cfg.optimizers = {**cfg.optimizers, **OMG_OPTIMIZERS}
     model_config.export_at_end = export
     cfg.pipeline.model = model_config
     return _train(cfg)
@@ -42,7 +46,10 @@ def omg_run(demo_scene, tmp_path_factory):
 
     # At 40x30 the blur split's H*W/5000 is a quarter pixel: it would split every Gaussian that leads a pixel.
     # It is tested on the trained model below instead.
-    model = _short(OmgModelConfig(), sample_at=30, sample_lr_rewind_to=10, prune_at=40, preset="XS", blur_split=False)
+    model = _short(
+        OmgModelConfig(), sample_at=30, sample_lr_rewind_to=10, prune_at=40, preset="XS", blur_split=False,
+        fields_at=30, svq_at=50, fields_lr_milestones=(20, 25),
+    )  # fmt: skip
     return _run(demo_scene, tmp_path_factory.mktemp("omg"), model, "splatpack-omg", export=True)
 
 

@@ -22,7 +22,7 @@ import torch
 from splatpack.datasets.cameras import camera_to_viewmats
 from splatpack.edit.rigid import quat_from_matrix, quat_multiply, rotate_sh
 from splatpack.errors import SplatpackError
-from splatpack.evaluation import QUALITY, Views, evaluate, round_trip
+from splatpack.evaluation import QUALITY, Views, evaluate, round_trip, score_file
 from splatpack.io.atomic import atomic_output
 from splatpack.nerfstudio.convert import NEAR_PLANE, splats_of
 from splatpack.scene import Splats
@@ -52,6 +52,15 @@ def splats_to_data_frame(splats: Splats, transform: torch.Tensor, scale: float) 
         sh0=splats.sh0.clone(),
         shN=shN.to(dtype),
     )
+
+
+def data_frame_similarity(transform: torch.Tensor, scale: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """(R, t, s) with ``x_data = s R x_ns + t``: the map ``splats_to_data_frame`` applies, as numbers a file can
+    carry (``CompactScene``'s frame)."""
+    transform = transform.detach().cpu().double()
+    rot, shift = transform[:3, :3], transform[:3, 3]
+    _check_rotation(rot)
+    return rot.T.numpy(), (-rot.T @ shift).numpy(), 1.0 / scale
 
 
 def viewmats_to_data_frame(viewmats: torch.Tensor, transform: torch.Tensor, scale: float) -> torch.Tensor:
@@ -122,8 +131,20 @@ def export_pipeline(pipeline, out_dir: str | os.PathLike, formats: Iterable[str]
     if images:
         scores = evaluate(trained, heldout, batch=1)
         report.update({f"trained_{k}": scores[k] for k in QUALITY if k in scores})
-    for r in round_trip(scene, formats, out_dir, heldout_data_frame, options={"sog": {"preset": sog_preset}}, batch=1):
+    formats = list(formats)
+    # A model with a compact form (splatpack-omg) writes it as .spk itself; any other scene is encoded post hoc.
+    compact = "spk" in formats and hasattr(model, "compact_scene")
+    plain = [f for f in formats if not (compact and f == "spk")]
+    results = round_trip(scene, plain, out_dir, heldout_data_frame, options={"sog": {"preset": sog_preset}}, batch=1)
+    if compact:
+        from splatpack.io.spk import write_compact
+
+        path = out_dir / "scene.spk"
+        write_compact(model.compact_scene(data_frame_similarity(transform, scale)), path)
+        results.append(score_file(path, heldout_data_frame, format="spk", batch=1))
+    for r in results:
         entry = {"path": r.path.name, "bytes": r.bytes, "num_gaussians": r.num_gaussians}
+        entry["bytes_per_gaussian"] = r.bytes / max(r.num_gaussians, 1)
         report["files"][r.path.name] = entry | {k: r.scores[k] for k in QUALITY if k in r.scores}
     with atomic_output(out_dir / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")

@@ -35,8 +35,8 @@ def _adam(lr: float, final: float | None = None) -> dict:
     return {"optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15), "scheduler": scheduler}
 
 
-def _trainer(name: str, model: SplatpackModelConfig) -> TrainerConfig:
-    """splatfacto's trainer settings (3DGS learning rates) around ``model``."""
+def _trainer(name: str, model: SplatpackModelConfig, extra_optimizers: dict | None = None) -> TrainerConfig:
+    """splatfacto's trainer settings (3DGS learning rates) around ``model``, plus ``extra_optimizers``."""
     return TrainerConfig(
         method_name=name,
         steps_per_eval_image=100,
@@ -69,6 +69,7 @@ def _trainer(name: str, model: SplatpackModelConfig) -> TrainerConfig:
                     lr_final=1e-4, max_steps=STEPS, warmup_steps=1000, lr_pre_warmup=0
                 ),
             },
+            **(extra_optimizers or {}),
         },
         # nerfstudio's viewer listens on 0.0.0.0 by default; ours stays on this machine unless asked otherwise.
         viewer=ViewerConfig(num_rays_per_chunk=1 << 15, websocket_host="127.0.0.1"),
@@ -101,7 +102,10 @@ splatpack_base_method = MethodSpecification(
     description="splatpack's plain 3DGS baseline (no SOG); trains on CPU or CUDA",
 )
 
+# OMG's own learning rates: T and V 2.5e-3; the fields 0.01 (the model schedules it from the switch on).
+OMG_OPTIMIZERS = {"features_static": _adam(0.0025), "features_view": _adam(0.0025), "fields": _adam(0.01)}
+
 splatpack_omg_method = MethodSpecification(
-    config=_trainer("splatpack-omg", OmgModelConfig()),
-    description="Optimized Minimal Gaussians, part 1: importance sampling and LD pruning (splatpack-base otherwise)",
+    config=_trainer("splatpack-omg", OmgModelConfig(), OMG_OPTIMIZERS),
+    description="Optimized Minimal Gaussians: importance sampling, LD pruning, MLP attributes, SVQ, .spk export",
 )

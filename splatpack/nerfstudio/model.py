@@ -261,6 +261,10 @@ class SplatpackModel(SplatfactoModel):
 
     # ------------------------------------------------------------------ rendering
 
+    def active_sh_degree(self) -> int:
+        """SH degree rendered at the current step (+1 every ``sh_degree_interval`` steps up to ``sh_degree``)."""
+        return min(self.step // self.config.sh_degree_interval, self.config.sh_degree)
+
     def get_outputs(self, camera: Cameras) -> dict[str, torch.Tensor | list]:
         from splatpack.render import rasterize
 
@@ -285,7 +289,7 @@ class SplatpackModel(SplatfactoModel):
 
         colors = torch.cat((crop(self.features_dc)[:, None, :], crop(self.features_rest)), dim=1)
         if self.config.sh_degree > 0:
-            sh_degree = min(self.step // self.config.sh_degree_interval, self.config.sh_degree)
+            sh_degree = self.active_sh_degree()
         else:
             colors = torch.sigmoid(colors[:, 0, :])
             sh_degree = None

@@ -14,8 +14,23 @@ switchable; the defaults are the paper's 30k schedule:
 Importance is accumulated over all training views with ``splatpack.render.importance`` at the training
 resolution. Mini-Splatting tracks the blur criterion over the views seen between refinements; here it is
 evaluated over all training views at each refinement step (one forward pass per view every ``refine_every``
-steps instead of one extra per step). Appearance for the LD term is the DC colour (part 2 of the issue
-replaces it with OMG's learned static feature), and SH degree follows ``sh_degree`` as in the baseline.
+steps instead of one extra per step).
+
+Part 2, the compact attributes (section 2.4-2.5), also switchable:
+
+- at ``fields_at`` (15k) the MLP fields (``splatpack.omg.fields``) take over DC colour, opacity and the SH bands;
+  each Gaussian keeps a static feature T (started from its colour) and a view feature V (zeros). Before the
+  switch OMG trains SH degree 0; after it the degree rises by one every ``sh_degree_interval`` steps. Ours, not
+  the paper's: for ``fields_warm_start_steps`` the new fields are first fitted to the Gaussians' current colours
+  and opacities (no rendering, a second or two), so short runs do not spend their remaining steps recovering
+  from random heads; the fields see positions rounded to half precision (straight through), exactly what a
+  ``.spk`` file stores, so decoding reproduces the trained colours;
+- at ``svq_at`` (29k) scales, rotations and [T, V] are replaced by sub-vector codebooks (``splatpack.quant.svq``);
+  indices and codebooks are frozen (OMG fine-tunes its codebooks at lr 1e-8, i.e. not at all), positions and
+  fields keep training;
+- ``compact_scene()`` is the model as a ``CompactScene``, what ``.spk`` stores.
+
+With the fields off, LD pruning compares DC colours; with them on, the learned static features T, as OMG does.
 """
 
 from __future__ import annotations
@@ -24,6 +39,7 @@ import copy
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from gsplat.strategy import ops as gsplat_ops
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
@@ -32,15 +48,25 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from splatpack.datasets.cameras import camera_to_viewmats
 from splatpack.nerfstudio.convert import NEAR_PLANE
 from splatpack.nerfstudio.model import SplatpackModel, SplatpackModelConfig
+from splatpack.omg.compact import CompactScene
 from splatpack.omg.densify import blur_split_mask
+from splatpack.omg.fields import AttributeFields, FieldConfig
 from splatpack.omg.pruning import keep_by_score_mass, ld_scores, tau_of
 from splatpack.omg.sampling import restart_values, sample_by_importance
+from splatpack.quant import svq
+from splatpack.quant.svq import SvqCode
 from splatpack.render.importance import Importance, accumulate_importance
-from splatpack.scene import SH_C0
+from splatpack.scene import SH_C0, SH_REST_COUNT, rgb_to_sh0
 from splatpack.train import ops
 
 # A step no run reaches: the event is off.
 OFF = -1
+# Per-Gaussian learned features of the fields: static T and view V (gauss_params names).
+FEATURES = ("features_static", "features_view")
+# What SVQ quantizes, by gauss_params name (features = [T, V]), and the config field holding (length, entries).
+SVQ_TARGETS = {"scales": "svq_scale", "quats": "svq_rotation", "features": "svq_appearance"}
+# OMG stages, kept in the checkpoint: raw attributes, fields on, fields and SVQ on.
+RAW, FIELDS, QUANTIZED = 0, 1, 2
 
 
 @dataclass
@@ -70,6 +96,29 @@ class OmgModelConfig(SplatpackModelConfig):
     """Mini-Splatting's forced split of Gaussians that dominate more than H*W/5000 pixels of a view."""
     importance_cameras_per_chunk: int = 4
     """Training views rendered at once when accumulating importance (memory bound)."""
+    fields_at: int = 15000
+    """Step the MLP fields take over DC colour, opacity and SH (-1: raw per-Gaussian attributes throughout)."""
+    fields: FieldConfig = field(default_factory=FieldConfig)
+    """Sizes of the fields (OMG's: 16 frequencies, 64 wide, 13-D space feature, T and V of 3)."""
+    fields_warm_start_steps: int = 200
+    """Steps fitting new fields to the current colours and opacities at the switch (0: random heads, as OMG)."""
+    fields_lr_warmup: int = 100
+    """Steps over which the fields' learning rate rises linearly from 1 % to its configured value."""
+    fields_lr_milestones: tuple[int, ...] = (1000, 3500, 6000)
+    """Steps after ``fields_at`` at which the fields' learning rate is multiplied by ``fields_lr_gamma``."""
+    fields_lr_gamma: float = 0.33
+    """Factor of each learning-rate milestone."""
+    svq_at: int = 29000
+    """Step of the sub-vector quantization of scales, rotations and features (-1: off)."""
+    svq_scale: tuple[int, int] = (1, 64)
+    """(sub-vector length, codebook entries) for the log scales (OMG: 3 x 1-D x 64)."""
+    svq_rotation: tuple[int, int] = (2, 512)
+    """... for the rotations (OMG: 2 x 2-D x 512)."""
+    svq_appearance: tuple[int, int] = (2, 1024)
+    """... for [T, V] (OMG: 3 x 2-D x 1024); without fields, for DC colour, opacity and SH rest."""
+
+    export_formats: tuple[str, ...] = ("ply", "spz", "sog", "spk")
+    """Formats written by the end-of-training export (.spk: the compact scene itself)."""
 
     # Mini-Splatting's densification: 3DGS's thresholds, no opacity reset; no SOG grid, loss or log positions.
     sog_grid: bool = False
@@ -82,17 +131,132 @@ class OmgModelConfig(SplatpackModelConfig):
     reset_alpha_every: int = 0
 
 
+def _map(code: SvqCode | np.ndarray, fn) -> SvqCode | np.ndarray:
+    """An elementwise function of an attribute's values: applied to the codebook entries of an SVQ code."""
+
+    def apply(a: np.ndarray) -> np.ndarray:
+        return fn(torch.from_numpy(a)).numpy()
+
+    return SvqCode([apply(b) for b in code.codebooks], code.indices) if isinstance(code, SvqCode) else apply(code)
+
+
 class OmgModel(SplatpackModel):
     config: OmgModelConfig
 
     def populate_modules(self):
         super().populate_modules()
-        tau_of(self.config.preset)  # a bad preset fails at start-up, not at the pruning step
+        cfg = self.config
+        tau_of(cfg.preset)  # a bad preset fails at start-up, not at the pruning step
+        later = [e for e in (cfg.stop_split_at, cfg.sample_at, cfg.prune_at) if e != OFF]
+        if cfg.svq_at != OFF and later and cfg.svq_at <= max(later):
+            raise ValueError(
+                "SVQ freezes the Gaussians' attributes: svq_at must come after densification, sampling and pruning"
+            )
         self._schedulers = {}
         self._train_cameras = None
-        self._generator = torch.Generator().manual_seed(self.config.seed)
+        self._generator = torch.Generator().manual_seed(cfg.seed)
         self.omg_events: list[tuple[str, int, int, int]] = []  # (event, step, Gaussians before, after)
         self.importance_seconds = 0.0  # wall time spent accumulating importance (the goal: < 10 % of training)
+        n = self.num_points
+        for name in FEATURES:  # unused until the fields switch on; here from the start so optimizers know them
+            self.gauss_params[name] = torch.nn.Parameter(torch.zeros(n, 3))
+        self.fields = AttributeFields(FieldConfig(**{**cfg.fields.to_dict(), "sh_rest": SH_REST_COUNT[cfg.sh_degree]}))
+        self.register_buffer("omg_stage", torch.tensor(RAW))
+        # Frozen SVQ codebooks and indices by name ("<target>_<sub-vector>" / "<target>"), in the checkpoint.
+        self.svq_books = torch.nn.ParameterDict()
+        self.svq_indices = torch.nn.ParameterDict()
+        self._field_cache = None
+
+    # ------------------------------------------------------------------ compact attributes
+
+    @property
+    def stage(self) -> int:
+        return int(self.omg_stage)
+
+    def get_gaussian_param_groups(self):
+        groups = super().get_gaussian_param_groups()
+        return groups | {name: [self.gauss_params[name]] for name in FEATURES}
+
+    def get_param_groups(self):
+        return super().get_param_groups() | {"fields": list(self.fields.parameters())}
+
+    def active_sh_degree(self) -> int:
+        cfg = self.config
+        if cfg.fields_at == OFF:
+            return super().active_sh_degree()
+        if self.step < cfg.fields_at:  # OMG trains view-independent colour until the fields exist
+            return 0
+        return min((self.step - cfg.fields_at) // cfg.sh_degree_interval, cfg.sh_degree)
+
+    def _quantized(self, target: str) -> torch.Tensor:
+        books = [self.svq_books[f"{target}_{s}"] for s in range(self.svq_indices[target].shape[1])]
+        return svq.lookup(books, self.svq_indices[target])
+
+    def _raw_or_quantized(self, name: str) -> torch.Tensor:
+        return (
+            self._quantized(name) if self.stage == QUANTIZED and name in self.svq_indices else self.gauss_params[name]
+        )
+
+    @property
+    def scales(self):
+        return self._raw_or_quantized("scales")
+
+    @property
+    def quats(self):
+        return self._raw_or_quantized("quats")
+
+    @property
+    def features(self) -> torch.Tensor:
+        """(N, 6) [T, V], the fields' per-Gaussian input."""
+        if self.stage == QUANTIZED and "features" in self.svq_indices:
+            return self._quantized("features")
+        return torch.cat([self.gauss_params[name] for name in FEATURES], dim=1)
+
+    def field_positions(self) -> torch.Tensor:
+        """Positions as the fields see them: rounded to half precision, what ``.spk`` stores (gradients pass)."""
+        means = self.means
+        return means + (means.half().float() - means).detach()
+
+    def field_attributes(self) -> dict[str, torch.Tensor]:
+        """features_dc (N, 3), opacities (N, 1), features_rest (N, K, 3) from the fields."""
+        if self._field_cache is not None:
+            return self._field_cache
+        dc, opacity, rest = self.fields(self.field_positions(), self.features)
+        return {"features_dc": dc, "opacities": opacity[:, None], "features_rest": rest}
+
+    def _appearance(self, name: str) -> torch.Tensor:
+        if self.stage >= FIELDS:
+            return self.field_attributes()[name]
+        return self._raw_or_quantized(name)
+
+    @property
+    def features_dc(self):
+        return self._appearance("features_dc")
+
+    @property
+    def features_rest(self):
+        return self._appearance("features_rest")
+
+    @property
+    def opacities(self):
+        return self._appearance("opacities")
+
+    def get_outputs(self, camera):
+        # One evaluation of the fields per render, shared by the three appearance properties.
+        self._field_cache = None
+        self._field_cache = self.field_attributes() if self.stage >= FIELDS else None
+        try:
+            return super().get_outputs(camera)
+        finally:
+            self._field_cache = None
+
+    def load_state_dict(self, state, **kwargs):
+        # Codebooks and indices exist only after SVQ: make room for the checkpoint's before loading it.
+        for key, value in state.items():
+            for prefix, store in (("svq_books.", self.svq_books), ("svq_indices.", self.svq_indices)):
+                if key.startswith(prefix):
+                    store[key[len(prefix) :]] = torch.nn.Parameter(torch.zeros_like(value), requires_grad=False)
+        return super().load_state_dict(state, **kwargs)
 
     def get_training_callbacks(
         self, training_callback_attributes: TrainingCallbackAttributes
@@ -151,8 +315,13 @@ class OmgModel(SplatpackModel):
             self.blur_split()
         if step == cfg.sample_at:
             self.sample()
+        if step == cfg.fields_at:
+            self.switch_to_fields()
         if step == cfg.prune_at:
             self.prune_ld()
+        if step == cfg.svq_at:
+            self.quantize()
+        self._set_fields_lr(step + 1)
 
     def _log(self, event: str, before: int) -> None:
         self.omg_events.append((event, self.step, before, self.num_points))
@@ -209,7 +378,10 @@ class OmgModel(SplatpackModel):
         """Local-distinctiveness pruning at the preset's tau; returns the number of Gaussians left."""
         cfg = self.config
         before = self.num_points
-        colour = SH_C0 * self.features_dc.detach() + 0.5 if cfg.sh_degree > 0 else torch.sigmoid(self.features_dc)
+        if self.stage >= FIELDS:
+            colour = self.gauss_params["features_static"]  # OMG compares the learned static features
+        else:
+            colour = SH_C0 * self.features_dc if cfg.sh_degree > 0 else torch.sigmoid(self.features_dc)
         scores = ld_scores(
             self.importance_score(), colour.detach(), self.means.detach(),
             lambda_ld=cfg.ld_lambda, neighbourhood=cfg.ld_neighbourhood, k=cfg.ld_neighbours,
@@ -218,3 +390,112 @@ class OmgModel(SplatpackModel):
         ops.select(self.gauss_params, self.optimizers, self.strategy_state, keep.to(self.device))
         self._log("prune", before)
         return self.num_points
+
+    @torch.no_grad()
+    def _rgb(self) -> torch.Tensor:
+        dc = self.gauss_params["features_dc"]
+        return SH_C0 * dc + 0.5 if self.config.sh_degree > 0 else torch.sigmoid(dc)
+
+    def switch_to_fields(self) -> None:
+        """The fields take over appearance: T starts as each Gaussian's colour, V at zero; the heads are fitted
+        to the current DC terms and opacities for ``fields_warm_start_steps`` (module docstring)."""
+        cfg = self.config
+        with torch.no_grad():
+            self.gauss_params["features_static"].copy_(self._rgb())
+            self.gauss_params["features_view"].zero_()
+            targets = (
+                self.gauss_params["features_dc"].detach().clone(),
+                self.gauss_params["opacities"].detach().clone(),
+            )
+        positions = self.field_positions().detach()
+        heads = [p for name, p in self.fields.named_parameters() if not name.startswith("view.")]
+        fit = torch.optim.Adam(heads, lr=1e-2)
+        for _ in range(cfg.fields_warm_start_steps):
+            dc, opacity, _ = self.fields(positions, self.features.detach())
+            loss = torch.nn.functional.mse_loss(dc, targets[0]) + torch.nn.functional.mse_loss(
+                opacity, targets[1][:, 0]
+            )
+            fit.zero_grad()
+            loss.backward()
+            fit.step()
+        self.omg_stage.fill_(FIELDS)
+        self._log("fields", self.num_points)
+
+    def _set_fields_lr(self, step: int) -> None:
+        """OMG's schedule of the fields' learning rate: linear warm-up, then steps down at the milestones."""
+        cfg = self.config
+        optimizer = self.optimizers.get("fields") if isinstance(self.optimizers, dict) else None
+        if optimizer is None or cfg.fields_at == OFF or step < cfg.fields_at:
+            return
+        since = step - cfg.fields_at
+        factor = min(1.0, 0.01 + 0.99 * since / max(cfg.fields_lr_warmup, 1))
+        factor *= cfg.fields_lr_gamma ** sum(since >= m for m in cfg.fields_lr_milestones)
+        for group in optimizer.param_groups:
+            group["lr"] = optimizer.defaults["lr"] * factor
+
+    def _svq_targets(self) -> dict[str, tuple[torch.Tensor, tuple[int, int]]]:
+        """What SVQ quantizes in this stage: name -> (values, (sub-vector length, entries))."""
+        cfg = self.config
+        quats = torch.nn.functional.normalize(self.gauss_params["quats"].detach(), dim=-1)
+        quats = torch.where(quats[:, :1] < 0, -quats, quats)  # q and -q are one rotation: half the space to cover
+        targets = {"scales": (self.gauss_params["scales"].detach(), cfg.svq_scale), "quats": (quats, cfg.svq_rotation)}
+        if self.stage >= FIELDS:
+            return targets | {"features": (self.features.detach(), cfg.svq_appearance)}
+        n = self.num_points
+        raw = {
+            name: self.gauss_params[name].detach().reshape(n, -1)
+            for name in ("features_dc", "opacities", "features_rest")
+        }
+        return targets | {name: (v, cfg.svq_appearance) for name, v in raw.items() if v.shape[1]}
+
+    @torch.no_grad()
+    def quantize(self) -> None:
+        """Sub-vector quantization of scales, rotations and appearance; the model renders the codebooks from now on."""
+        start = time.perf_counter()
+        for target, (values, (length, entries)) in self._svq_targets().items():
+            code = svq.fit(values, length, entries, seed=self.config.seed)
+            for s, book in enumerate(code.codebooks):
+                self.svq_books[f"{target}_{s}"] = torch.nn.Parameter(
+                    torch.from_numpy(book).to(self.device), requires_grad=False
+                )
+            self.svq_indices[target] = torch.nn.Parameter(
+                torch.from_numpy(code.indices).to(self.device), requires_grad=False
+            )
+        self.omg_stage.fill_(QUANTIZED)
+        self._log(f"svq ({time.perf_counter() - start:.1f} s)", self.num_points)
+
+    def _code(self, target: str, values: torch.Tensor) -> SvqCode | np.ndarray:
+        if self.stage == QUANTIZED and target in self.svq_indices:
+            idx = self.svq_indices[target]
+            books = [self.svq_books[f"{target}_{s}"].detach().cpu().numpy() for s in range(idx.shape[1])]
+            return SvqCode(books, idx.cpu().numpy())
+        return values.detach().float().cpu().numpy().reshape(self.num_points, -1)
+
+    @torch.no_grad()
+    def compact_scene(self, to_data: tuple[np.ndarray, np.ndarray, float] | None = None) -> CompactScene:
+        """The model as a ``CompactScene`` in its training frame; ``to_data`` = (rotation, translation, scale) to
+        the data frame. Positions are the half-precision values the fields see; unquantized attributes (SVQ off or
+        not reached) are stored raw."""
+        n = self.num_points
+        rotation, translation, scale = to_data or (np.eye(3), np.zeros(3), 1.0)
+        attributes = {"log_scales": self._code("scales", self.gauss_params["scales"]),
+                      "quats": self._code("quats", self.gauss_params["quats"])}  # fmt: skip
+        fields = config = None
+        if self.stage >= FIELDS:
+            attributes["features"] = self._code("features", self.features)
+            config, fields = self.fields.to_arrays()
+        else:
+            sh0 = self._code("features_dc", self.gauss_params["features_dc"])
+            attributes["sh0"] = sh0 if self.config.sh_degree > 0 else _map(sh0, lambda v: rgb_to_sh0(torch.sigmoid(v)))
+            attributes["opacity_logits"] = self._code("opacities", self.gauss_params["opacities"])
+            attributes["shN"] = self._code("features_rest", self.gauss_params["features_rest"].reshape(n, -1))
+        return CompactScene(
+            positions=self.field_positions().detach().cpu().numpy(),
+            attributes=attributes,
+            sh_degree=self.config.sh_degree,
+            fields=fields,
+            field_config=config,
+            rotation=rotation,
+            translation=translation,
+            scale=scale,
+        )
