@@ -35,6 +35,7 @@ FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {
     "sog": ("splatpack.io.sog", (".sog", ".sog.d", "meta.json")),
     "glb": ("splatpack.io.gltf", (".glb",)),
     "lod-sog": ("splatpack.io.lod_sog", ("lod-meta.json",)),
+    "spk": ("splatpack.io.spk", (".spk",)),
 }
 # Formats whose writer lives in a module of its own (the reader module is then read-only).
 WRITERS: dict[str, str] = {"compressed-ply": "splatpack.io.compressed_ply_write"}
@@ -75,7 +76,9 @@ def detect_format(path: str | os.PathLike) -> str:
             return fmt
     by_name = format_from_name(p)
     if by_name is None:
-        raise SplatpackError("unrecognised splat file (not PLY, compressed PLY, SPZ, .splat, SOG, LOD SOG or glTF)", p)
+        raise SplatpackError(
+            "unrecognised splat file (not PLY, compressed PLY, SPZ, .splat, SOG, LOD SOG, glTF or .spk)", p
+        )
     return by_name
 
 

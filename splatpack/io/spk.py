@@ -31,7 +31,7 @@ from splatpack.errors import SplatpackError
 from splatpack.io import spk_codec as codec
 from splatpack.io.atomic import atomic_output
 from splatpack.io.files import check_expansion, read_input_bytes
-from splatpack.omg.compact import CompactScene, SvqCode
+from splatpack.omg.compact import CompactScene, SvqCode, layout
 from splatpack.scene import Splats
 
 MAGIC = b"SPK\x00"
@@ -83,7 +83,8 @@ def _fixed_values(cells: np.ndarray, lo: np.ndarray, hi: np.ndarray, bits: int) 
 
 def _fp16(a: np.ndarray, what: str) -> np.ndarray:
     """``a`` rounded to float16 (as float32); refused when a value is not finite in float16."""
-    h = np.asarray(a, dtype=np.float32).astype(np.float16)
+    with np.errstate(over="ignore"):
+        h = np.asarray(a, dtype=np.float32).astype(np.float16)
     if not np.isfinite(h).all():
         raise SplatpackError(f"{what} holds values that are not finite in float16 (|x| > {_F16_MAX:g}, NaN or Inf)")
     return h.astype(np.float32)
@@ -177,31 +178,34 @@ def _shuffled(a: np.ndarray) -> bytes:
 
 
 def _unshuffled(data: bytes, count: int) -> np.ndarray:
-    return np.frombuffer(data, np.uint8).reshape(2, count).T.copy().view("<f2").ravel().astype(np.float32)
+    halves = np.frombuffer(data, np.uint8).reshape(2, count)
+    pairs = np.empty((count, 2), np.uint8)
+    pairs[:, 0], pairs[:, 1] = halves  # two strided writes: faster than copying a transposed view
+    return pairs.view("<f2").ravel().astype(np.float32)
 
 
 def encode(scene: CompactScene, *, positions: str = "fp16", order: str = "morton") -> bytes:
     """The bytes of the ``.spk`` file of ``scene`` (``write_compact`` without the file)."""
     st = _prepare(scene, positions, order)
     s = st.scene
-    layout, sections = {}, []
+    entries, sections = {}, []
     sections.append(("positions", codec.encode_positions(st.cells, st.bits)))
     for name in s.layout():
         attr = s.attributes[name]
         if isinstance(attr, SvqCode):
-            layout[name] = {"svq": [list(book.shape) for book in attr.codebooks]}
+            entries[name] = {"svq": [list(book.shape) for book in attr.codebooks]}
             sections.append((f"{name}.indices", codec.encode_indices(attr.indices, [len(b) for b in attr.codebooks])))
             sections.append((f"{name}.codebooks", b"".join(b.astype("<f2").tobytes() for b in attr.codebooks)))
         else:
-            layout[name] = {"raw": attr.shape[1]}
-            sections.append((f"{name}.raw", codec.zstd(_shuffled(attr))))
+            entries[name] = {"raw": attr.shape[1]}
+            sections.append((f"{name}.raw", codec.zstd(_shuffled(attr), codec.BULK_LEVEL)))
     fields = None
     if s.fields is not None:
         fields = {"config": s.field_config, "arrays": [[k, list(v.shape)] for k, v in s.fields.items()]}
         flat = np.concatenate([v.ravel() for v in s.fields.values()]) if s.fields else np.zeros(0, np.float32)
         sections.append(("fields", codec.zstd(_shuffled(flat))))
     meta = {
-        "attributes": layout,
+        "attributes": entries,
         "positions": st.positions,
         "order": order,
         "frame": {"rotation": s.rotation.ravel().tolist(), "translation": s.translation.tolist(), "scale": s.scale},
@@ -313,10 +317,10 @@ def _parse_meta(blob: memoryview, path) -> dict:
     scale = _floats([frame.get("scale")], 1, "frame scale", path)[0]
     if scale <= 0:
         raise SplatpackError(f"meta: frame scale must be positive, got {scale}", path)
-    layout = {}
+    attrs = {}
     for name, entry in meta["attributes"].items():
         if isinstance(entry, dict) and set(entry) == {"raw"}:
-            layout[name] = _int(entry["raw"], 0, MAX_WIDTH, f"{name} width", path)
+            attrs[name] = _int(entry["raw"], 0, MAX_WIDTH, f"{name} width", path)
         elif isinstance(entry, dict) and set(entry) == {"svq"} and isinstance(entry["svq"], list):
             if not 1 <= len(entry["svq"]) <= MAX_SUBVECTORS:
                 raise SplatpackError(f"meta: {name} has {len(entry['svq'])} sub-vectors", path)
@@ -328,7 +332,7 @@ def _parse_meta(blob: memoryview, path) -> dict:
                     (_int(shape[0], 0, 1 << 32, f"{name} codebook size", path),
                      _int(shape[1], 1, MAX_WIDTH, f"{name} sub-vector width", path))
                 )  # fmt: skip
-            layout[name] = books
+            attrs[name] = books
         else:
             raise SplatpackError(f"meta: attribute {name!r:.40} is neither raw nor svq", path)
     fields = meta.get("fields")
@@ -346,7 +350,7 @@ def _parse_meta(blob: memoryview, path) -> dict:
             shapes[item[0]] = tuple(_int(d, 0, 1 << 31, f"field {item[0]} dimension", path) for d in item[1])
         fields = {"config": fields["config"], "arrays": shapes}
     return {
-        "layout": layout,
+        "layout": attrs,
         "positions": pos,
         "order": meta["order"],
         "rotation": _floats(frame.get("rotation"), 9, "frame rotation", path).reshape(3, 3),
@@ -378,6 +382,17 @@ def _load(path) -> tuple[tuple, dict[str, memoryview], dict, int]:
     n = header[2]
     per = 12 + sum(8 * len(e) if isinstance(e, list) else 4 * e for e in m["layout"].values())
     check_expansion(n * per, len(data), f"the header ({n} Gaussians)", path)
+    widths = {name: sum(d for _, d in e) if isinstance(e, list) else e for name, e in m["layout"].items()}
+    want = layout(header[1], fields=m["fields"] is not None)
+    if widths != want:
+        raise SplatpackError(f"attribute layout {widths} does not match SH degree {header[1]}'s {want}", path)
+    for name, entry in m["layout"].items():
+        if isinstance(entry, list):
+            have, need = len(sections[f"{name}.codebooks"]), sum(2 * k * d for k, d in entry)
+            if have != need:
+                raise SplatpackError(f"section {name}.codebooks has {have} bytes, the layout needs {need}", path)
+            if n and any(k == 0 for k, _ in entry):
+                raise SplatpackError(f"attribute {name} has an empty codebook for {n} Gaussians", path)
     return header, sections, m, len(data)
 
 
@@ -390,7 +405,7 @@ def _finite(a: np.ndarray, what: str, path) -> np.ndarray:
 def _unzstd_exact(blob: memoryview, size: int, what: str, path) -> bytes:
     check_expansion(size, len(blob), what, path)
     try:
-        out = codec.unzstd(bytes(blob), size)
+        out = codec.unzstd(blob, size)
     except ValueError as exc:
         raise SplatpackError(f"{what}: {exc}", path) from None
     if len(out) != size:
@@ -402,17 +417,12 @@ def _decode_attribute(name: str, entry, sections: dict, n: int, path):
     if not isinstance(entry, list):
         raw = _unzstd_exact(sections[f"{name}.raw"], 2 * n * entry, f"section {name}.raw", path)
         return _finite(_unshuffled(raw, n * entry).reshape(n, entry), f"section {name}.raw", path)
-    blob = sections[f"{name}.codebooks"]
-    expected = sum(2 * k * d for k, d in entry)
-    if len(blob) != expected:
-        raise SplatpackError(f"section {name}.codebooks has {len(blob)} bytes, the layout needs {expected}", path)
-    flat = _finite(np.frombuffer(blob, "<f2").astype(np.float32), f"section {name}.codebooks", path)
+    flat = np.frombuffer(sections[f"{name}.codebooks"], "<f2").astype(np.float32)  # length checked by _load
+    flat = _finite(flat, f"section {name}.codebooks", path)
     books, at = [], 0
     for k, d in entry:
         books.append(flat[at : at + k * d].reshape(k, d))
         at += k * d
-    if n and any(k == 0 for k, _ in entry):
-        raise SplatpackError(f"attribute {name} has an empty codebook for {n} Gaussians", path)
     try:
         indices = codec.decode_indices(bytes(sections[f"{name}.indices"]), [k for k, _ in entry], n)
     except ValueError as exc:

@@ -33,6 +33,15 @@ FIELD_APPEARANCE = {"features": 6}
 RAW_APPEARANCE = {"sh0": 3, "opacity_logits": 1}  # plus "shN": 3 x SH rest count
 
 
+def layout(sh_degree: int, *, fields: bool) -> dict[str, int]:
+    """Attribute name -> width of a scene of ``sh_degree`` with (or without) MLP fields."""
+    if sh_degree not in SH_REST_COUNT:
+        raise SplatpackError(f"SH degree {sh_degree} is out of range 0-3")
+    if fields:
+        return {**GEOMETRY, **FIELD_APPEARANCE}
+    return {**GEOMETRY, **RAW_APPEARANCE, "shN": 3 * SH_REST_COUNT[sh_degree]}
+
+
 Attribute = SvqCode | np.ndarray  # an SVQ code, or raw (N, width) float32 values
 
 
@@ -58,8 +67,7 @@ class CompactScene:
         self.rotation = np.asarray(self.rotation, dtype=np.float64).reshape(3, 3)
         self.translation = np.asarray(self.translation, dtype=np.float64).reshape(3)
         self.attributes = {
-            k: v if isinstance(v, SvqCode) else as_rows(v, np.float32)
-            for k, v in self.attributes.items()
+            k: v if isinstance(v, SvqCode) else as_rows(v, np.float32) for k, v in self.attributes.items()
         }
         self.validate()
 
@@ -68,11 +76,7 @@ class CompactScene:
 
     def layout(self) -> dict[str, int]:
         """Attribute name -> width this scene must hold."""
-        if self.sh_degree not in SH_REST_COUNT:
-            raise SplatpackError(f"SH degree {self.sh_degree} is out of range 0-3")
-        if self.fields is not None:
-            return {**GEOMETRY, **FIELD_APPEARANCE}
-        return {**GEOMETRY, **RAW_APPEARANCE, "shN": 3 * SH_REST_COUNT[self.sh_degree]}
+        return layout(self.sh_degree, fields=self.fields is not None)
 
     def validate(self) -> CompactScene:
         want = self.layout()
