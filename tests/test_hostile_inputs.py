@@ -37,7 +37,7 @@ JOB_SECONDS = 120
 DRIVER = r"""
 import json, os, resource, signal, sys, traceback
 import splatpack.cli, splatpack.io, splatpack.io.ply, splatpack.io.spz, splatpack.io.sog, splatpack.io.splat
-import splatpack.io.compressed_ply, viewer.loading
+import splatpack.io.compressed_ply, splatpack.io.spk, viewer.loading
 from splatpack.errors import SplatpackError
 
 def vm_size():
@@ -337,6 +337,34 @@ def ply_huge_count(d: Path) -> Path:
     return p
 
 
+SPK_RAW = {"log_scales": 3, "quats": 4, "sh0": 3, "opacity_logits": 1, "shN": 0}  # SH 0, raw layout
+
+
+def _spk(count: int, sections: dict[str, bytes]) -> bytes:
+    """A .spk file (SH 0, raw layout, fp16 positions) of ``count`` Gaussians around ``sections``."""
+    meta = {"attributes": {k: {"raw": w} for k, w in SPK_RAW.items()},
+            "positions": {"mode": "fp16"}, "order": "morton", "fields": None,
+            "frame": {"rotation": [1, 0, 0, 0, 1, 0, 0, 0, 1], "translation": [0, 0, 0], "scale": 1}}  # fmt: skip
+    sections = {"meta": zstandard.ZstdCompressor().compress(json.dumps(meta).encode()), **sections}
+    table = b"".join(bytes([len(n)]) + n.encode() + struct.pack("<Q", len(d)) for n, d in sections.items())
+    return struct.pack("<4sHBBQH", b"SPK\0", 1, 0, 0, count, len(sections)) + table + b"".join(sections.values())
+
+
+def spk_huge_count(d: Path) -> Path:
+    p = d / "huge.spk"
+    p.write_bytes(_spk(2**40, {}))  # ~300 bytes claiming 2^40 Gaussians (and none of their sections)
+    return p
+
+
+def spk_zero_sections(d: Path) -> Path:
+    """Raw sections that are zstd frames of the sizes 2M Gaussians need (a few KB inflating to 44 MB)."""
+    n = 2_000_000
+    raw = {f"{k}.raw": _zstd_zeros(2 * n * w) for k, w in SPK_RAW.items()}
+    p = d / "zeros.spk"
+    p.write_bytes(_spk(n, {"positions": b"\0" * 16, **raw}))
+    return p
+
+
 CASES = {
     f.__name__: f
     for f in (
@@ -357,9 +385,11 @@ CASES = {
         cply_crlf,
         cply_long_header,
         ply_huge_count,
+        spk_huge_count,
+        spk_zero_sections,
     )
 }
-READERS = ("ply", "compressed-ply", "spz", "splat", "sog")
+READERS = ("ply", "compressed-ply", "spz", "splat", "sog", "spk")
 
 
 def snapshot(folder: Path) -> dict[str, str]:
