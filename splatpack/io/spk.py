@@ -372,6 +372,9 @@ def _load(path) -> tuple[tuple, dict[str, memoryview], dict, int]:
     data = read_input_bytes(path, "a .spk file")
     header, sections, _ = _parse_table(data, path)
     m = _parse_meta(sections["meta"], path)
+    n = header[2]
+    per = 12 + sum(8 * len(e) if isinstance(e, list) else 4 * e for e in m["layout"].values())
+    check_expansion(n * per, len(data), f"the header ({n} Gaussians)", path)
     want = _sections_wanted(m)
     unknown = sorted(set(sections) - set(want))
     if unknown:
@@ -379,9 +382,6 @@ def _load(path) -> tuple[tuple, dict[str, memoryview], dict, int]:
     missing = [name for name in want if name not in sections]
     if missing:
         raise SplatpackError(f"missing section {missing[0]!r}", path)
-    n = header[2]
-    per = 12 + sum(8 * len(e) if isinstance(e, list) else 4 * e for e in m["layout"].values())
-    check_expansion(n * per, len(data), f"the header ({n} Gaussians)", path)
     widths = {name: sum(d for _, d in e) if isinstance(e, list) else e for name, e in m["layout"].items()}
     want = layout(header[1], fields=m["fields"] is not None)
     if widths != want:
