@@ -98,6 +98,11 @@ def test_round_trip_is_bit_for_bit(tmp_path, layout, positions, n):
         None if layout != "fields" else {"width": 64, "frequencies": 16, "heads": ["dc", "opacity"]}
     )
     assert sio.detect_format(path) == "spk"
+    if n == 0:
+        with pytest.raises(SplatpackError, match="zero Gaussians"):
+            spk.read(path)
+    elif layout != "fields":  # baking fields needs the MLPs (splatpack.omg.fields), tested with them
+        assert torch.equal(spk.read(path).means, stored.to_splats().means)
 
 
 @pytest.mark.parametrize("positions", ["fp16", "fixed10", "fixed16"])

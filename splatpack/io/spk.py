@@ -464,6 +464,8 @@ def read_compact(path: str | os.PathLike) -> CompactScene:
 def read(path: str | os.PathLike) -> Splats:
     """A ``.spk`` file baked to a standard 3DGS scene in the data frame (the fields evaluated once per Gaussian)."""
     scene = read_compact(path)
+    if len(scene) == 0:  # as every reader: commands and viewers have nothing to show (read_compact accepts it)
+        raise SplatpackError("the file holds zero Gaussians", path)
     try:
         return scene.to_splats()
     except SplatpackError as exc:

@@ -147,8 +147,10 @@ def decode_sorted_counts(blob: bytes, sizes: list[int], total: int) -> list[np.n
     for k in sizes:
         part = flat[at : at + k]
         at += k
+        if (part > total).any():  # also keeps the sums below from overflowing
+            raise ValueError(f"a count table entry exceeds the {total} symbols")
         counts = np.cumsum(part)[::-1] if k else part
-        if k and (part[0] < 1 or counts[0] > total or counts.sum() != total):
+        if k and (part[0] < 1 or counts.sum() != total):
             raise ValueError(f"a count table does not add up to {total} symbols of a {k}-entry codebook")
         out.append(counts)
     return out
