@@ -142,6 +142,10 @@ def test_writer_refuses_what_fp16_cannot_hold(tmp_path):
     big = dict(scene.attributes, sh0=scene.values("sh0") * 1e6)
     with pytest.raises(SplatpackError, match="sh0.*float16"):
         spk.write_compact(CompactScene(scene.positions, big, scene.sh_degree), tmp_path / "big.spk")
+    with pytest.raises(SplatpackError, match="frame.*NaN"):
+        spk.write_compact(
+            CompactScene(scene.positions, scene.attributes, 2, translation=[0, np.nan, 0]), tmp_path / "f.spk"
+        )
     for bad in ("fp32", "fixed0", "fixed22"):
         with pytest.raises(SplatpackError, match="positions must be"):
             spk.write_compact(scene, tmp_path / "o.spk", positions=bad)
@@ -269,6 +273,13 @@ def valid(tmp_path_factory) -> bytes:
     return path.read_bytes()
 
 
+@pytest.fixture(scope="module")
+def valid_with_fields(tmp_path_factory) -> bytes:
+    path = tmp_path_factory.mktemp("spk") / "fields.spk"
+    spk.write_compact(make_scene("fields", 300, seed=6), path)
+    return path.read_bytes()
+
+
 def _bomb(n: int) -> bytes:
     return zstandard.ZstdCompressor(level=3).compress(bytes(n))
 
@@ -339,14 +350,14 @@ def test_sections_are_where_the_split_helper_expects(valid):
     assert join(*split(valid)) == valid
 
 
-def test_fuzzed_files_decode_or_are_refused(tmp_path, valid):
-    """Seeded byte flips and truncations of a valid file: only ever a SplatpackError or a valid scene."""
+def test_fuzzed_files_decode_or_are_refused(tmp_path, valid, valid_with_fields):
+    """Seeded byte flips and truncations of valid files: only ever a SplatpackError or a valid scene."""
     rng = np.random.default_rng(0)
     path = tmp_path / "fuzz.spk"
     outcomes = {"refused": 0, "read": 0}
-    for case in range(300):
-        data = bytearray(valid)
-        if case % 4 == 3:
+    for case in range(400):
+        data = bytearray(valid if case % 2 else valid_with_fields)
+        if case % 8 >= 6:
             data = data[: int(rng.integers(0, len(data)))]
         else:
             for at in rng.integers(0, len(data), size=int(rng.integers(1, 4))):

@@ -121,6 +121,8 @@ def _prepare(scene: CompactScene, positions: str, order: str) -> _Stored:
     p = scene.positions
     if not np.isfinite(p).all():
         raise SplatpackError("positions hold NaN or Inf values")
+    if not (np.isfinite(scene.rotation).all() and np.isfinite(scene.translation).all()):
+        raise SplatpackError("the frame to the data frame holds NaN or Inf values")
     if positions == "fp16":
         if len(p) and np.abs(p).max() > _F16_MAX:
             raise SplatpackError(f"positions reach {np.abs(p).max():g}, beyond float16; use positions='fixed<bits>'")
@@ -141,6 +143,8 @@ def _prepare(scene: CompactScene, positions: str, order: str) -> _Stored:
     fields = None
     if scene.fields is not None:
         fields = {str(k): _fp16(v, f"MLP array {k}").reshape(np.shape(v)) for k, v in scene.fields.items()}
+        if any(v.ndim > MAX_FIELD_DIMS for v in fields.values()):
+            raise SplatpackError(f"MLP arrays may have at most {MAX_FIELD_DIMS} dimensions")
     try:  # the config as JSON gives it back (tuples become lists)
         config = None if scene.field_config is None else json.loads(json.dumps(scene.field_config, allow_nan=False))
     except (TypeError, ValueError) as exc:
