@@ -130,10 +130,8 @@ def _prepare(scene: CompactScene, positions: str, order: str) -> _Stored:
     else:
         lo = p.min(axis=0).astype(np.float64) if len(p) else np.zeros(3)
         hi = p.max(axis=0).astype(np.float64) if len(p) else np.zeros(3)
-        cells, meta = (
-            _fixed_cells(p, lo, hi, bits),
-            {"mode": "fixed", "bits": bits, "lo": lo.tolist(), "hi": hi.tolist()},
-        )
+        meta = {"mode": "fixed", "bits": bits, "lo": lo.tolist(), "hi": hi.tolist()}
+        cells = _fixed_cells(p, lo, hi, bits)
     rows = np.argsort(codec.morton(cells), kind="stable")
     cells = cells[rows]
     attrs = {
@@ -235,9 +233,9 @@ def write_compact(scene: CompactScene, path: str | os.PathLike, *, positions: st
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def _parse_table(data: bytes, path) -> tuple[tuple, dict[str, memoryview], dict[str, int]]:
-    """Header fields, section payloads by name and the header's own bytes; every length checked against the
-    file before anything is decoded."""
+def _parse_table(data: bytes, path) -> tuple[tuple, dict[str, memoryview]]:
+    """Header fields and section payloads by name; every length checked against the file before anything is
+    decoded."""
     if len(data) < HEADER.size:
         raise SplatpackError(f"truncated: {len(data)} bytes, shorter than the {HEADER.size}-byte .spk header", path)
     magic, version, degree, flags, count, n_sections = HEADER.unpack_from(data)
@@ -279,7 +277,7 @@ def _parse_table(data: bytes, path) -> tuple[tuple, dict[str, memoryview], dict[
         at += length
     if "meta" not in sections:
         raise SplatpackError("no meta section", path)
-    return (version, degree, count), sections, {"header": header_bytes}
+    return (version, degree, count), sections
 
 
 def _int(value, lo: int, hi: int, what: str, path) -> int:
@@ -374,7 +372,7 @@ def _sections_wanted(m: dict) -> list[str]:
 def _load(path) -> tuple[tuple, dict[str, memoryview], dict, int]:
     """Header, sections and parsed meta of a ``.spk`` file, every declared size checked against the file."""
     data = read_input_bytes(path, "a .spk file")
-    header, sections, _ = _parse_table(data, path)
+    header, sections = _parse_table(data, path)
     m = _parse_meta(sections["meta"], path)
     n = header[2]
     per = 12 + sum(8 * len(e) if isinstance(e, list) else 4 * e for e in m["layout"].values())
