@@ -343,6 +343,14 @@ def test_hostile_files_are_refused_in_one_line(tmp_path, valid, case):
         assert str(path) in text and "\n" not in text, (case, text)
 
 
+def test_lying_field_shapes_are_refused_before_allocating(tmp_path, valid_with_fields):
+    path = tmp_path / "fields.spk"
+    path.write_bytes(with_meta(valid_with_fields, lambda m: _set(m, ["fields", "arrays"], [["w", [2**31] * 4]])))
+    for reader in (spk.read_compact, spk.describe):
+        with pytest.raises(SplatpackError, match="decompression bomb"):
+            reader(path)
+
+
 def test_sections_are_where_the_split_helper_expects(valid):
     names = [n for n, _ in split(valid)[1]]
     assert names[:6] == ["meta", "positions", "log_scales.indices", "log_scales.codebooks", "quats.indices",

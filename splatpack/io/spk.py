@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import re
 import struct
@@ -395,6 +396,11 @@ def _load(path) -> tuple[tuple, dict[str, memoryview], dict, int]:
                 raise SplatpackError(f"section {name}.codebooks has {have} bytes, the layout needs {need}", path)
             if n and any(k == 0 for k, _ in entry):
                 raise SplatpackError(f"attribute {name} has an empty codebook for {n} Gaussians", path)
+        else:
+            check_expansion(2 * n * entry, len(sections[f"{name}.raw"]), f"section {name}.raw", path)
+    if m["fields"] is not None:
+        size = 2 * sum(math.prod(s) for s in m["fields"]["arrays"].values())  # Python integers: no overflow
+        check_expansion(size, len(sections["fields"]), "section fields", path)
     return header, sections, m, len(data)
 
 
@@ -405,7 +411,7 @@ def _finite(a: np.ndarray, what: str, path) -> np.ndarray:
 
 
 def _unzstd_exact(blob: memoryview, size: int, what: str, path) -> bytes:
-    check_expansion(size, len(blob), what, path)
+    """The ``size`` bytes a zstd section holds (``_load`` bounded ``size`` by the section's length)."""
     try:
         out = codec.unzstd(blob, size)
     except ValueError as exc:
@@ -446,7 +452,7 @@ def read_compact(path: str | os.PathLike) -> CompactScene:
     fields = config = None
     if m["fields"] is not None:
         shapes = m["fields"]["arrays"]
-        sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes.values()]
+        sizes = [math.prod(s) for s in shapes.values()]
         flat = _unshuffled(_unzstd_exact(sections["fields"], 2 * sum(sizes), "section fields", path), sum(sizes))
         flat = _finite(flat, "section fields", path)
         fields, at = {}, 0
