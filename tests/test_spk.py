@@ -101,7 +101,7 @@ def test_round_trip_is_bit_for_bit(tmp_path, layout, positions, n):
     if n == 0:
         with pytest.raises(SplatpackError, match="zero Gaussians"):
             spk.read(path)
-    elif layout != "fields":  # baking fields needs the MLPs (splatpack.omg.fields), tested with them
+    elif layout != "fields":  # these fields are arbitrary arrays: real ones are baked below
         assert torch.equal(spk.read(path).means, stored.to_splats().means)
 
 
@@ -130,6 +130,26 @@ def test_quantize_for_storage_rounds_and_reorders_consistently(positions):
     bits = spk._position_mode(positions)
     cells = spk._fp16_cells(q) if positions == "fp16" else spk._fixed_cells(q, lo, hi, bits)
     assert np.all(np.diff(codec.morton(cells).astype(np.float64)) >= 0)
+
+
+def test_a_fields_file_bakes_as_its_stored_scene(tmp_path):
+    """With real MLP fields: reading bakes the fp16 weights and features exactly as the stored scene does."""
+    from splatpack.omg.fields import AttributeFields
+
+    torch.manual_seed(0)
+    config, weights = AttributeFields().to_arrays()
+    rng = np.random.default_rng(3)
+    attrs = {
+        "log_scales": _svq(rng, 1000, [(64, 1)] * 3),
+        "quats": _svq(rng, 1000, [(512, 2)] * 2),
+        "features": _svq(rng, 1000, [(1024, 2)] * 3),
+    }
+    scene = CompactScene(rng.normal(size=(1000, 3)), attrs, 3, weights, config, translation=[1.0, 0.0, -2.0])
+    spk.write_compact(scene, tmp_path / "f.spk")
+    decoded, baked = spk.read(tmp_path / "f.spk"), spk.quantize_for_storage(scene).to_splats()
+    for name in ("means", "quats", "log_scales", "opacity_logits", "sh0", "shN"):
+        assert torch.equal(getattr(decoded, name), getattr(baked, name)), name
+    assert decoded.sh_degree == 3
 
 
 def test_writer_refuses_what_fp16_cannot_hold(tmp_path):
