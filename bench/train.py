@@ -125,12 +125,18 @@ def run(method: str, scene: str, data: Path, work: Path, args) -> dict:
     for name, entry in files.items():
         fmt = name.split(".")[-1]
         row[f"{fmt}_bytes"], row[f"{fmt}_psnr"], row[f"{fmt}_ssim"] = entry["bytes"], entry["psnr"], entry["ssim"]
+    if "scene.spk" in files:  # the per-section byte table of the compact file
+        from splatpack.io import spk
+
+        facts = spk.describe(work / "export" / scene / cfg.timestamp / "scene.spk")
+        row["spk_sections"] = facts["sections"]
+        row["spk_payload_bytes_per_gaussian"] = facts["payload_bytes_per_gaussian"]
     return row
 
 
 COLUMNS = ("gaussians", "psnr", "ssim", "ply_bytes", "spz_bytes", "spz_psnr", "sog_bytes", "sog_psnr", "train_seconds")
 # Only the methods that write a compact scene (splatpack-omg) have these.
-SPK_COLUMNS = ("spk_bytes", "spk_psnr")
+SPK_COLUMNS = ("spk_bytes", "spk_psnr", "spk_payload_bytes_per_gaussian")
 
 
 def mean_and_se(values: list[float]) -> tuple[float, float]:
@@ -209,6 +215,7 @@ RUN_COLUMNS = (
     Column("basePLY/SOG", "base_ply_over_sog", ".1f"),
     Column("SPK KB", lambda r: r["spk_bytes"] / 1e3 if "spk_bytes" in r else None, ".1f"),
     Column("SPK B/G", lambda r: r["spk_bytes"] / r["gaussians"] if "spk_bytes" in r else None, ".2f"),
+    Column("SPK payload B/G", "spk_payload_bytes_per_gaussian", ".2f"),
     Column("SPK dB", "spk_psnr", ".2f"),
     Column("train s", "train_seconds", ".1f"),
 )

@@ -116,6 +116,9 @@ class OmgModelConfig(SplatpackModelConfig):
     """... for the rotations (OMG: 2 x 2-D x 512)."""
     svq_appearance: tuple[int, int] = (2, 1024)
     """... for [T, V] (OMG: 3 x 2-D x 1024); without fields, for DC colour, opacity and SH rest."""
+    svq_rows_per_entry: int = 16
+    """Codebooks hold at most N / this many entries (a power of two): OMG's sizes suit ~500k Gaussians; on a
+    10k scene a 1024-entry codebook would cost more bytes than the indices it saves."""
 
     export_formats: tuple[str, ...] = ("ply", "spz", "sog", "spk")
     """Formats written by the end-of-training export (.spk: the compact scene itself)."""
@@ -452,8 +455,9 @@ class OmgModel(SplatpackModel):
     def quantize(self) -> None:
         """Sub-vector quantization of scales, rotations and appearance; the model renders the codebooks from now on."""
         start = time.perf_counter()
+        cap = 1 << max(int(self.num_points // max(self.config.svq_rows_per_entry, 1)).bit_length() - 1, 1)
         for target, (values, (length, entries)) in self._svq_targets().items():
-            code = svq.fit(values, length, entries, seed=self.config.seed)
+            code = svq.fit(values, length, min(entries, cap), seed=self.config.seed)
             for s, book in enumerate(code.codebooks):
                 self.svq_books[f"{target}_{s}"] = torch.nn.Parameter(
                     torch.from_numpy(book).to(self.device), requires_grad=False
