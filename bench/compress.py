@@ -2,7 +2,7 @@
 
 For each input scene (written as a standard 3DGS PLY first) this encodes:
 
-- ours: SPZ v4, SOG (presets small / balanced / high, sort from ``--sort``) and .splat, each by running the
+- ours: SPZ v4, SOG (presets small / balanced / high, sort from ``--sort``), .splat and .spk, each by running the
   ``splatpack compress`` CLI as a subprocess (so both sides pay their interpreter / node start-up);
 - peer: ``splat-transform`` 3.7.0 to .spz and to .sog (``-g cpu``: SOG's k-means on the CPU, no GPU here).
 
@@ -122,6 +122,7 @@ def encodings(src: Path, d: Path, sort: str) -> list[tuple[str, str, Path, list[
         ("sog", "splat-transform", d / "peer.sog", [str(PEER), "-q", "-w", "-g", "cpu", str(src), str(d / "peer.sog")])
     )
     jobs.append(("splat", "splatpack", d / "ours.splat", [str(OURS), "compress", str(src), str(d / "ours.splat")]))
+    jobs.append(("spk", "splatpack", d / "ours.spk", [str(OURS), "compress", str(src), str(d / "ours.spk")]))
     return jobs
 
 
@@ -249,7 +250,7 @@ def main() -> None:
         help="comma-separated cases: small, biker, 1m or splat file paths (default: small,biker)",
     )
     parser.add_argument(
-        "--formats", default="spz,sog,splat", help="comma-separated subset of spz, sog, splat (default: all)"
+        "--formats", default="spz,sog,splat,spk", help="comma-separated subset of spz, sog, splat, spk (default: all)"
     )
     parser.add_argument("--views", type=int, default=16, help="render viewpoints per scene (default 16)")
     parser.add_argument("--size", type=int, default=256, help="square render size in px (1M case: at most 128)")

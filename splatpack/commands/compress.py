@@ -14,14 +14,15 @@ from splatpack.edit.nonfinite import Policy
 
 @dataclasses.dataclass
 class Command:
-    """Compress a splat file. The output format comes from OUT's extension (.spz, .sog, .splat, .ply)
-    unless --format says otherwise. Any format splatpack reads is accepted as input."""
+    """Compress a splat file. The output format comes from OUT's extension (.spk, .spz, .sog, .splat, .ply)
+    unless --format says otherwise. Any format splatpack reads is accepted as input. .spk (splatpack's own, the
+    smallest): fp16 positions coded losslessly, every other attribute sub-vector quantized; no training."""
 
     input: tyro.conf.Positional[Path]
-    """Input splat file (.ply, .compressed.ply, .spz, .splat, .sog or a SOG folder/meta.json)."""
+    """Input splat file (.ply, .compressed.ply, .spz, .splat, .sog or a SOG folder/meta.json, .spk)."""
     output: tyro.conf.Positional[Path]
     """Output file; written to a temporary file and renamed into place when complete."""
-    format: Literal["ply", "compressed-ply", "spz", "splat", "sog", "glb", "lod-sog"] | None = None
+    format: Literal["ply", "compressed-ply", "spz", "splat", "sog", "glb", "lod-sog", "spk"] | None = None
     """Output format (default: from OUT's extension)."""
     sh_degree: int | None = None
     """Keep spherical harmonics up to this degree (0-3; default: all the input has)."""
@@ -32,6 +33,9 @@ class Command:
     sort: Literal["plas", "auto", "morton", "none"] = "plas"
     """How the grid format orders Gaussians into its 2D textures (PLAS gives the smallest files; auto: Morton when
     the input order is already spatial, else PLAS - a guess that BENCHMARKS.md shows can miss either way)."""
+    spk_positions: str = "fp16"
+    """How .spk stores positions: fp16 (OMG's choice) or fixed<bits> (1-21 bits per axis over the bounding box:
+    fixed16 is finer for scenes far from the origin, ~40 % more position bytes)."""
     seed: int = 0
     """Seed for the sort and codebook k-means (same seed, same bytes)."""
     nonfinite: Policy = "clamp"
@@ -72,6 +76,7 @@ class Command:
             "spz": {"version": self.spz_version},
             "sog": {"sort": sort, "seed": self.seed, "preset": self.preset},
             "lod-sog": {"lod_levels": self.lod_levels, "seed": self.seed, "preset": self.preset},
+            "spk": {"positions": self.spk_positions, "seed": self.seed},
         }.get(out_fmt, {})
         with console.status(f"writing {out_fmt} to {self.output}"):
             sio.write(splats, self.output, format=out_fmt, inputs=(self.input,), **options)

@@ -16,7 +16,8 @@ class Command:
     """Decode any splat file splatpack reads into a standard 3DGS PLY (Inria layout) that every tool opens."""
 
     input: tyro.conf.Positional[Path]
-    """Input splat file (.spz, .sog, SOG folder, .splat, .compressed.ply, .ply)."""
+    """Input splat file (.spk, .spz, .sog, SOG folder, .splat, .compressed.ply, .ply); a .spk file's MLP fields
+    (if any) are evaluated once per Gaussian and baked into colour, opacity and SH."""
     output: tyro.conf.Positional[Path]
     """Output .ply file (written atomically)."""
     nonfinite: Policy = "clamp"

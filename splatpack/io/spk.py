@@ -114,11 +114,16 @@ class _Stored:
     positions: dict  # the meta entry
 
 
-def _prepare(scene: CompactScene, positions: str, order: str) -> _Stored:
+def _check_options(positions: str, order: str) -> int:
+    """Bits per axis of ``positions``; a bad option refused."""
     if order not in ORDERS:
         raise SplatpackError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
+    return _position_mode(positions)
+
+
+def _prepare(scene: CompactScene, positions: str, order: str) -> _Stored:
+    bits = _check_options(positions, order)
     scene.validate()
-    bits = _position_mode(positions)
     p = scene.positions
     if not np.isfinite(p).all():
         raise SplatpackError("positions hold NaN or Inf values")
@@ -478,6 +483,18 @@ def read(path: str | os.PathLike) -> Splats:
         return scene.to_splats()
     except SplatpackError as exc:
         raise SplatpackError(exc.problem, path) from None
+
+
+def write(splats: Splats, path: str | os.PathLike, *, positions: str = "fp16", order: str = "morton", **options):
+    """Any scene as a "no MLP" ``.spk`` file: ``CompactScene.from_splats(splats, **options)`` (SVQ of scales,
+    rotations and appearance; ``scale``, ``rotation``, ``appearance`` = (sub-vector length, entries) or None for
+    raw, ``rows_per_entry``, ``seed``), then ``write_compact`` with ``positions`` and ``order``."""
+    try:
+        _check_options(positions, order)  # refused before the k-means, not after
+        scene = CompactScene.from_splats(splats, **options)
+    except SplatpackError as exc:
+        raise SplatpackError(exc.problem, path) from None
+    write_compact(scene, path, positions=positions, order=order)
 
 
 def sniff(path, head: bytes) -> bool:

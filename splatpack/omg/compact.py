@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from splatpack.errors import SplatpackError
+from splatpack.quant import svq
 from splatpack.quant.svq import SvqCode, as_rows
 from splatpack.scene import SH_REST_COUNT, Splats
 
@@ -43,6 +44,13 @@ def layout(sh_degree: int, *, fields: bool) -> dict[str, int]:
 
 
 Attribute = SvqCode | np.ndarray  # an SVQ code, or raw (N, width) float32 values
+Svq = tuple[int, int] | None  # (sub-vector length, codebook entries), or None: stored raw
+
+
+def codebook_cap(n: int, rows_per_entry: int) -> int:
+    """Most entries a codebook for ``n`` rows gets: the largest power of two <= n / rows_per_entry (at least 2),
+    so every entry is fitted to ~``rows_per_entry`` rows and the codebooks stay small beside the indices."""
+    return 1 << max(int(n // max(rows_per_entry, 1)).bit_length() - 1, 1)
 
 
 def attribute_values(attr: Attribute) -> np.ndarray:
@@ -100,6 +108,45 @@ class CompactScene:
 
     def values(self, name: str) -> np.ndarray:
         return attribute_values(self.attributes[name])
+
+    @classmethod
+    def from_splats(
+        cls,
+        splats: Splats,
+        *,
+        scale: Svq = (1, 64),
+        rotation: Svq = (2, 512),
+        appearance: Svq = (2, 1024),
+        sh_rest: Svq = (45, 4096),
+        rows_per_entry: int = 16,
+        seed: int = 0,
+    ) -> CompactScene:
+        """Any 3DGS scene in the "no MLP" layout, without training: log scales, rotations, DC colour and opacity
+        (``appearance``) and the SH rest (``sh_rest``) each sub-vector quantized with its (length, entries),
+        entries capped by ``codebook_cap`` as OMG's model does, or kept raw where the option is None. Rotations
+        are normalised with w >= 0 first (q and -q are one rotation: half the space for the codebook to cover).
+        The SH rest is one sub-vector by default (45 >= its width), as SOG's palette: 2-value sub-vectors would
+        cost ~23 indices per Gaussian (4x the bytes at the same render PSNR on the demo scene; README, .spk)."""
+        n = len(splats)
+        s = splats.detach().to("cpu", torch.float32)
+        quats = torch.nn.functional.normalize(s.quats, dim=-1)
+        quats = torch.where(quats[:, :1] < 0, -quats, quats)
+        values = {
+            "log_scales": (s.log_scales, scale),
+            "quats": (quats, rotation),
+            "sh0": (s.sh0.reshape(n, 3), appearance),
+            "opacity_logits": (s.opacity_logits.reshape(n, 1), appearance),
+            "shN": (s.shN.reshape(n, -1), sh_rest),
+        }
+        cap = codebook_cap(n, rows_per_entry)
+        attributes = {}
+        for name, (v, option) in values.items():
+            if option is None or v.shape[1] == 0 or n == 0:  # nothing to quantize: raw (N, 0) for SH degree 0
+                attributes[name] = v.numpy()
+            else:
+                length, entries = option
+                attributes[name] = svq.fit(v, length, min(entries, cap), seed=seed)
+        return cls(s.means.numpy(), attributes, s.sh_degree)
 
     # ------------------------------------------------------------------ baking
 
