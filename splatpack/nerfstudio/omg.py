@@ -48,7 +48,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from splatpack.datasets.cameras import camera_to_viewmats
 from splatpack.nerfstudio.convert import NEAR_PLANE
 from splatpack.nerfstudio.model import SplatpackModel, SplatpackModelConfig
-from splatpack.omg.compact import CompactScene
+from splatpack.omg.compact import CompactScene, codebook_cap
 from splatpack.omg.densify import blur_split_mask
 from splatpack.omg.fields import AttributeFields, FieldConfig
 from splatpack.omg.pruning import keep_by_score_mass, ld_scores, tau_of
@@ -455,7 +455,7 @@ class OmgModel(SplatpackModel):
     def quantize(self) -> None:
         """Sub-vector quantization of scales, rotations and appearance; the model renders the codebooks from now on."""
         start = time.perf_counter()
-        cap = 1 << max(int(self.num_points // max(self.config.svq_rows_per_entry, 1)).bit_length() - 1, 1)
+        cap = codebook_cap(self.num_points, self.config.svq_rows_per_entry)
         for target, (values, (length, entries)) in self._svq_targets().items():
             code = svq.fit(values, length, min(entries, cap), seed=self.config.seed)
             for s, book in enumerate(code.codebooks):

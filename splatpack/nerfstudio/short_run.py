@@ -9,7 +9,9 @@ densification from ``iterations/15`` to ``iterations/2``, SH degree +1 every ``i
   in 1500 refines twice, growing nearly every Gaussian both times (BENCHMARKS.md gives the thresholds tried);
 - ``splatpack-omg`` keeps OMG's events at the paper's fractions of 30k: position LR rewound to 1/6, sampling and
   the fields at 1/2, LD pruning at 2/3, SVQ at 29/30; the fields' learning-rate warm-up (100) and milestones
-  (1000, 3500, 6000 after the switch) likewise.
+  (1000, 3500, 6000 after the switch) likewise. The blur split is off: it force-splits every Gaussian leading
+  more than 1/5000 of a view, which early in a short run is nearly all of them (demo, 1500 steps: 61k Gaussians
+  by step 500 against 29k without it, each step 2-3x slower), and Mini-Splatting has 15k steps to recover.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ def apply_short_schedule(model, method: str, iterations: int, *, sog_refine_ever
         model.fields_at, model.prune_at, model.svq_at = iterations // 2, 2 * iterations // 3, 29 * iterations // 30
         model.fields_lr_warmup = max(1, iterations * 100 // PAPER_STEPS)
         model.fields_lr_milestones = tuple(iterations * m // PAPER_STEPS for m in (1000, 3500, 6000))
+        model.blur_split = False
 
 
 def method_trainer_config(method: str):
