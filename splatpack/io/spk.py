@@ -14,7 +14,8 @@ Layout (version 1, little-endian; README "The .spk format" is the full descripti
   ``<name>.raw`` (fp16, zstd); ``fields``: the MLP weights, fp16, zstd.
 
 Writing quantizes first (``quantize_for_storage``: positions, fp16 values, codebooks sorted by use with unused
-entries dropped, Gaussians in Morton order): reading the file gives exactly that scene back.
+entries dropped, Gaussians in Morton order): reading the file gives exactly that scene back. ``write`` (the format
+registry's writer) stores any ``Splats`` through ``CompactScene.from_splats``.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from splatpack.scene import Splats
 MAGIC = b"SPK\x00"
 VERSION = 1
 HEADER = struct.Struct("<4sHBBQH")
-ORDERS = ("morton",)
+ORDERS = ("morton",)  # a PLAS grid order was measured and lost (README, "The .spk format")
 MAX_META_BYTES = 1 << 20  # the layout and a field config: a few KB
 MAX_SECTIONS = 64
 MAX_WIDTH = 256  # values per Gaussian of one attribute (SH 3 rest: 45)
