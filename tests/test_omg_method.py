@@ -55,6 +55,17 @@ def omg_run(demo_scene, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def omg_raw_run(demo_scene, tmp_path_factory):
+    """The "no MLP" ablation: raw per-Gaussian colour, opacity and SH throughout, SVQ'd at step 50."""
+    from splatpack.nerfstudio.omg import OmgModelConfig
+
+    model = _short(
+        OmgModelConfig(), sample_at=30, sample_lr_rewind_to=10, prune_at=40, blur_split=False, fields_at=-1, svq_at=50
+    )
+    return _run(demo_scene, tmp_path_factory.mktemp("omg_raw"), model, "splatpack-omg", export=False)
+
+
+@pytest.fixture(scope="module")
 def baseline_run(demo_scene, tmp_path_factory):
     """splatpack-base as shipped on the same schedule: 3DGS pauses refinement for (views + refine_every) steps
     after every opacity reset and at the start, so in 60 steps it keeps the 4000 seed points."""
@@ -114,15 +125,21 @@ def test_export_reports_the_pruned_scene(omg_run):
     assert len(decoded) == len(ply) == report["num_gaussians"]
 
 
-def test_compact_scene_is_the_trained_model(omg_run):
-    """After SVQ the model renders codebook entries and baked fields: its compact form holds exactly those."""
+@pytest.mark.parametrize("run", ["omg_run", "omg_raw_run"])
+def test_compact_scene_is_the_trained_model(run, request):
+    """After SVQ the model renders codebook entries (and baked fields): its compact form holds exactly those."""
     from splatpack.nerfstudio.convert import splats_of
     from splatpack.quant import svq
 
-    model = omg_run.pipeline.model
-    assert model.stage == 2 and all(not p.requires_grad for p in model.svq_indices.values())
-    assert set(model.svq_indices) == {"scales", "quats", "features"}
+    model = request.getfixturevalue(run).pipeline.model
+    assert all(not p.requires_grad for p in model.svq_indices.values())
+    if run == "omg_run":
+        assert model.fields_active and set(model.svq_indices) == {"scales", "quats", "features"}
+    else:
+        assert not model.fields_active
+        assert set(model.svq_indices) == {"scales", "quats", "features_dc", "opacities", "features_rest"}
     compact = model.compact_scene()
+    assert (compact.fields is None) == (run == "omg_raw_run")
     baked, trained = compact.to_splats(data_frame=False), splats_of(model)
     assert torch.allclose(baked.means, trained.means, rtol=1e-3, atol=1e-3)  # half-precision positions
     for name in ("quats", "log_scales", "opacity_logits", "sh0", "shN"):

@@ -65,8 +65,6 @@ OFF = -1
 FEATURES = ("features_static", "features_view")
 # What SVQ quantizes, by gauss_params name (features = [T, V]), and the config field holding (length, entries).
 SVQ_TARGETS = {"scales": "svq_scale", "quats": "svq_rotation", "features": "svq_appearance"}
-# OMG stages, kept in the checkpoint: raw attributes, fields on, fields and SVQ on.
-RAW, FIELDS, QUANTIZED = 0, 1, 2
 
 
 @dataclass
@@ -164,7 +162,7 @@ class OmgModel(SplatpackModel):
         for name in FEATURES:  # unused until the fields switch on; here from the start so optimizers know them
             self.gauss_params[name] = torch.nn.Parameter(torch.zeros(n, 3))
         self.fields = AttributeFields(FieldConfig(**{**cfg.fields.to_dict(), "sh_rest": SH_REST_COUNT[cfg.sh_degree]}))
-        self.register_buffer("omg_stage", torch.tensor(RAW))
+        self.register_buffer("fields_on", torch.tensor(False))  # in the checkpoint, as are the SVQ tensors
         # Frozen SVQ codebooks and indices by name ("<target>_<sub-vector>" / "<target>"), in the checkpoint.
         self.svq_books = torch.nn.ParameterDict()
         self.svq_indices = torch.nn.ParameterDict()
@@ -173,8 +171,9 @@ class OmgModel(SplatpackModel):
     # ------------------------------------------------------------------ compact attributes
 
     @property
-    def stage(self) -> int:
-        return int(self.omg_stage)
+    def fields_active(self) -> bool:
+        """Whether the MLP fields give colour, opacity and SH (after ``fields_at``)."""
+        return bool(self.fields_on)
 
     def get_gaussian_param_groups(self):
         groups = super().get_gaussian_param_groups()
@@ -196,9 +195,8 @@ class OmgModel(SplatpackModel):
         return svq.lookup(books, self.svq_indices[target])
 
     def _raw_or_quantized(self, name: str) -> torch.Tensor:
-        return (
-            self._quantized(name) if self.stage == QUANTIZED and name in self.svq_indices else self.gauss_params[name]
-        )
+        raw = self.gauss_params[name]
+        return self._quantized(name).reshape(raw.shape) if name in self.svq_indices else raw
 
     @property
     def scales(self):
@@ -211,7 +209,7 @@ class OmgModel(SplatpackModel):
     @property
     def features(self) -> torch.Tensor:
         """(N, 6) [T, V], the fields' per-Gaussian input."""
-        if self.stage == QUANTIZED and "features" in self.svq_indices:
+        if "features" in self.svq_indices:
             return self._quantized("features")
         return torch.cat([self.gauss_params[name] for name in FEATURES], dim=1)
 
@@ -228,7 +226,7 @@ class OmgModel(SplatpackModel):
         return {"features_dc": dc, "opacities": opacity[:, None], "features_rest": rest}
 
     def _appearance(self, name: str) -> torch.Tensor:
-        if self.stage >= FIELDS:
+        if self.fields_active:
             return self.field_attributes()[name]
         return self._raw_or_quantized(name)
 
@@ -247,7 +245,7 @@ class OmgModel(SplatpackModel):
     def get_outputs(self, camera):
         # One evaluation of the fields per render, shared by the three appearance properties.
         self._field_cache = None
-        self._field_cache = self.field_attributes() if self.stage >= FIELDS else None
+        self._field_cache = self.field_attributes() if self.fields_active else None
         try:
             return super().get_outputs(camera)
         finally:
@@ -381,7 +379,7 @@ class OmgModel(SplatpackModel):
         """Local-distinctiveness pruning at the preset's tau; returns the number of Gaussians left."""
         cfg = self.config
         before = self.num_points
-        if self.stage >= FIELDS:
+        if self.fields_active:
             colour = self.gauss_params["features_static"]  # OMG compares the learned static features
         else:
             colour = SH_C0 * self.features_dc if cfg.sh_degree > 0 else torch.sigmoid(self.features_dc)
@@ -421,7 +419,7 @@ class OmgModel(SplatpackModel):
             fit.zero_grad()
             loss.backward()
             fit.step()
-        self.omg_stage.fill_(FIELDS)
+        self.fields_on.fill_(True)
         self._log("fields", self.num_points)
 
     def _set_fields_lr(self, step: int) -> None:
@@ -442,7 +440,7 @@ class OmgModel(SplatpackModel):
         quats = torch.nn.functional.normalize(self.gauss_params["quats"].detach(), dim=-1)
         quats = torch.where(quats[:, :1] < 0, -quats, quats)  # q and -q are one rotation: half the space to cover
         targets = {"scales": (self.gauss_params["scales"].detach(), cfg.svq_scale), "quats": (quats, cfg.svq_rotation)}
-        if self.stage >= FIELDS:
+        if self.fields_active:
             return targets | {"features": (self.features.detach(), cfg.svq_appearance)}
         n = self.num_points
         raw = {
@@ -465,11 +463,10 @@ class OmgModel(SplatpackModel):
             self.svq_indices[target] = torch.nn.Parameter(
                 torch.from_numpy(code.indices).to(self.device), requires_grad=False
             )
-        self.omg_stage.fill_(QUANTIZED)
         self._log(f"svq ({time.perf_counter() - start:.1f} s)", self.num_points)
 
     def _code(self, target: str, values: torch.Tensor) -> SvqCode | np.ndarray:
-        if self.stage == QUANTIZED and target in self.svq_indices:
+        if target in self.svq_indices:
             idx = self.svq_indices[target]
             books = [self.svq_books[f"{target}_{s}"].detach().cpu().numpy() for s in range(idx.shape[1])]
             return SvqCode(books, idx.cpu().numpy())
@@ -485,7 +482,7 @@ class OmgModel(SplatpackModel):
         attributes = {"log_scales": self._code("scales", self.gauss_params["scales"]),
                       "quats": self._code("quats", self.gauss_params["quats"])}  # fmt: skip
         fields = config = None
-        if self.stage >= FIELDS:
+        if self.fields_active:
             attributes["features"] = self._code("features", self.features)
             config, fields = self.fields.to_arrays()
         else:
