@@ -125,6 +125,18 @@ def test_export_reports_the_pruned_scene(omg_run):
     assert len(decoded) == len(ply) == report["num_gaussians"]
 
 
+def test_export_command_reloads_the_checkpoint_and_writes_the_compact_scene(omg_run, tmp_path):
+    """``splatpack export CONFIG OUT`` rebuilds the model from its checkpoint (fields, codebooks and indices
+    included) and writes the method's formats; the reloaded .spk decodes to the same held-out quality."""
+    from splatpack.commands.export import Command
+
+    Command(config=Path(omg_run.base_dir) / "config.yml", out_dir=tmp_path / "exp").run()
+    report = json.loads((tmp_path / "exp" / "report.json").read_text())
+    first = json.loads((Path(omg_run.base_dir) / "splatpack_export" / "report.json").read_text())
+    assert set(report["files"]) == {"scene.ply", "scene.spz", "scene.sog", "scene.spk"}
+    assert report["files"]["scene.spk"]["psnr"] == pytest.approx(first["files"]["scene.spk"]["psnr"], abs=1e-4)
+
+
 @pytest.mark.parametrize("run", ["omg_run", "omg_raw_run"])
 def test_compact_scene_is_the_trained_model(run, request):
     """After SVQ the model renders codebook entries (and baked fields): its compact form holds exactly those."""

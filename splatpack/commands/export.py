@@ -1,4 +1,4 @@
-"""``splatpack export CONFIG.yml OUT_DIR``: a trained ``ns-train splatpack`` run to .ply/.spz/.sog plus a report."""
+"""``splatpack export CONFIG.yml OUT_DIR``: a trained ``ns-train`` run to .ply/.spz/.sog(/.spk) plus a report."""
 
 from __future__ import annotations
 
@@ -12,16 +12,18 @@ import tyro
 class Command:
     """Export a trained `ns-train splatpack` (or splatpack-base, or splatfacto) run in the input data's own frame.
 
-    Writes scene.ply, scene.spz and scene.sog (or the formats chosen) into OUT_DIR and report.json with each
-    file's size and the PSNR/SSIM of the held-out views rendered from the file as read back.
+    Writes the run's export formats (scene.ply, scene.spz, scene.sog; splatpack-omg also its compact scene.spk),
+    or the formats chosen, into OUT_DIR and report.json with each file's size and the PSNR/SSIM of the held-out
+    views rendered from the file as read back.
     """
 
     config: tyro.conf.Positional[Path]
     """The run's config.yml (outputs/<experiment>/splatpack/<timestamp>/config.yml)."""
     out_dir: tyro.conf.Positional[Path]
     """Folder for the exported files (created if missing)."""
-    formats: tuple[str, ...] = ("ply", "spz", "sog")
-    """Formats to write."""
+    formats: tuple[str, ...] | None = None
+    """Formats to write (default: the method's end-of-training export formats; spk works for any run, post hoc
+    for methods without a compact form)."""
     sog_preset: str = "tiny"
     """SOG quality preset: tiny, small, balanced or high (the SH palette size, smallest first)."""
 
@@ -43,7 +45,8 @@ class Command:
             raise SplatpackError(
                 f"the run's model is {type(pipeline.model).__name__}, not a Gaussian splatting model", self.config
             )
-        report = export_pipeline(pipeline, self.out_dir, formats=self.formats, sog_preset=self.sog_preset)
+        formats = self.formats or getattr(pipeline.model.config, "export_formats", ("ply", "spz", "sog"))
+        report = export_pipeline(pipeline, self.out_dir, formats=formats, sog_preset=self.sog_preset)
         for name, entry in report["files"].items():
             quality = f"  PSNR {entry['psnr']:.2f}  SSIM {entry['ssim']:.4f}" if "psnr" in entry else ""
             print(f"{self.out_dir / name}: {human_bytes(entry['bytes'])}{quality}")

@@ -76,6 +76,10 @@ class OmgModelConfig(SplatpackModelConfig):
     """Step of the intersection-preserving sampling (-1: off)."""
     sample_ratio: float = 0.5
     """Share of the Gaussians with a nonzero importance that sampling keeps."""
+    sample_restart: bool = True
+    """Restart the sampled Gaussians as OMG does (k-NN scales, identity rotations, opacity 0.1, moments zeroed,
+    position LR rewound); False keeps their trained values and optimizer state (for short runs, which have no
+    15k steps left to re-converge)."""
     sample_lr_rewind_to: int = 5000
     """After sampling, the position learning rate continues from its value at this step (OMG: 5000)."""
     prune_at: int = 20000
@@ -346,7 +350,8 @@ class OmgModel(SplatpackModel):
 
     @torch.no_grad()
     def sample(self) -> int:
-        """Intersection-preserving sampling: keep ``sample_ratio`` of the important Gaussians and restart them.
+        """Intersection-preserving sampling: keep ``sample_ratio`` of the important Gaussians and restart them
+        (unless ``sample_restart`` is False).
 
         The survivors are a fresh start (Mini-Splatting re-creates them): new values for scales, rotations and
         opacities, positions and colours kept, and zero optimizer moments and densification statistics for all.
@@ -354,6 +359,10 @@ class OmgModel(SplatpackModel):
         before = self.num_points
         keep = sample_by_importance(self.importance_score().cpu(), self.config.sample_ratio, self._generator)
         keep = keep.to(self.device)
+        if not self.config.sample_restart:
+            ops.select(self.gauss_params, self.optimizers, self.strategy_state, keep)
+            self._log("sample", before)
+            return self.num_points
         values = {name: p.detach()[keep] for name, p in self.gauss_params.items()}
         values.update(restart_values(self.means.detach()[keep]))
         ops.remove(
