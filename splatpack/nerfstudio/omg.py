@@ -48,7 +48,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from splatpack.datasets.cameras import camera_to_viewmats
 from splatpack.nerfstudio.convert import NEAR_PLANE
 from splatpack.nerfstudio.model import SplatpackModel, SplatpackModelConfig
-from splatpack.omg.compact import CompactScene, codebook_cap
+from splatpack.omg.compact import CompactScene, canonical_quats, codebook_cap
 from splatpack.omg.densify import blur_split_mask
 from splatpack.omg.fields import AttributeFields, FieldConfig
 from splatpack.omg.pruning import keep_by_score_mass, ld_scores, tau_of
@@ -118,6 +118,9 @@ class OmgModelConfig(SplatpackModelConfig):
     """... for the rotations (OMG: 2 x 2-D x 512)."""
     svq_appearance: tuple[int, int] = (2, 1024)
     """... for [T, V] (OMG: 3 x 2-D x 1024); without fields, for DC colour, opacity and SH rest."""
+    svq_sh_rest: tuple[int, int] = (45, 4096)
+    """... for the SH rest without fields: one palette sub-vector, as ``CompactScene.from_splats`` (23 two-value
+    sub-vectors would cost ~4x the bytes at the same PSNR)."""
     svq_rows_per_entry: int = 16
     """Codebooks hold at most N / this many entries (a power of two): OMG's sizes suit ~500k Gaussians; on a
     10k scene a 1024-entry codebook would cost more bytes than the indices it saves."""
@@ -446,8 +449,7 @@ class OmgModel(SplatpackModel):
     def _svq_targets(self) -> dict[str, tuple[torch.Tensor, tuple[int, int]]]:
         """What SVQ quantizes in this stage: name -> (values, (sub-vector length, entries))."""
         cfg = self.config
-        quats = torch.nn.functional.normalize(self.gauss_params["quats"].detach(), dim=-1)
-        quats = torch.where(quats[:, :1] < 0, -quats, quats)  # q and -q are one rotation: half the space to cover
+        quats = canonical_quats(self.gauss_params["quats"].detach())
         targets = {"scales": (self.gauss_params["scales"].detach(), cfg.svq_scale), "quats": (quats, cfg.svq_rotation)}
         if self.fields_active:
             return targets | {"features": (self.features.detach(), cfg.svq_appearance)}
@@ -456,7 +458,12 @@ class OmgModel(SplatpackModel):
             name: self.gauss_params[name].detach().reshape(n, -1)
             for name in ("features_dc", "opacities", "features_rest")
         }
-        return targets | {name: (v, cfg.svq_appearance) for name, v in raw.items() if v.shape[1]}
+        settings = {
+            "features_dc": cfg.svq_appearance,
+            "opacities": cfg.svq_appearance,
+            "features_rest": cfg.svq_sh_rest,
+        }
+        return targets | {name: (v, settings[name]) for name, v in raw.items() if v.shape[1]}
 
     @torch.no_grad()
     def quantize(self) -> None:

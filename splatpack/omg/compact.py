@@ -53,6 +53,12 @@ def codebook_cap(n: int, rows_per_entry: int) -> int:
     return 1 << max(int(n // max(rows_per_entry, 1)).bit_length() - 1, 1)
 
 
+def canonical_quats(quats: torch.Tensor) -> torch.Tensor:
+    """Unit quaternions with w >= 0: q and -q are one rotation, so a codebook need cover only half the sphere."""
+    q = torch.nn.functional.normalize(quats, dim=-1)
+    return torch.where(q[:, :1] < 0, -q, q)
+
+
 def attribute_values(attr: Attribute) -> np.ndarray:
     return attr.values() if isinstance(attr, SvqCode) else np.asarray(attr, dtype=np.float32)
 
@@ -129,11 +135,9 @@ class CompactScene:
         cost ~23 indices per Gaussian (4x the bytes at the same render PSNR on the demo scene; README, .spk)."""
         n = len(splats)
         s = splats.detach().to("cpu", torch.float32)
-        quats = torch.nn.functional.normalize(s.quats, dim=-1)
-        quats = torch.where(quats[:, :1] < 0, -quats, quats)
         values = {
             "log_scales": (s.log_scales, scale),
-            "quats": (quats, rotation),
+            "quats": (canonical_quats(s.quats), rotation),
             "sh0": (s.sh0.reshape(n, 3), appearance),
             "opacity_logits": (s.opacity_logits.reshape(n, 1), appearance),
             "shN": (s.shN.reshape(n, -1), sh_rest),
