@@ -1,7 +1,8 @@
 """Does the CPU renderer train? Plain photometric optimisation on the demo scene, held-out PSNR/SSIM.
 
 Runs the issue's check (500 steps from random initialisation, fixed Gaussian count) and, for comparison, the
-same budget from the scene's seed points with densification (what ``splatpack demo`` does).
+same budget from the scene's seed points with densification (what ``splatpack demo`` ran before it trained
+``splatpack-omg``).
 Prints a table and writes bench/results/train_demo.json.
 
     .venv/bin/python bench/train_demo.py [--steps 500] [--scene data/demo]
