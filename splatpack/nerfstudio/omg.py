@@ -251,7 +251,6 @@ class OmgModel(SplatpackModel):
 
     def get_outputs(self, camera):
         # One evaluation of the fields per render, shared by the three appearance properties.
-        self._field_cache = None
         self._field_cache = self.field_attributes() if self.fields_active else None
         try:
             return super().get_outputs(camera)
