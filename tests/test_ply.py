@@ -15,19 +15,21 @@ from splatpack.errors import SplatpackError
 from splatpack.io import ply
 from splatpack.scene import SH_REST_COUNT, Splats
 
-STANDARD = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
+NORMALS = ["nx", "ny", "nz"]
 TAIL = ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
 
 
-def standard_names(degree):
-    return STANDARD + [f"f_rest_{i}" for i in range(3 * SH_REST_COUNT[degree])] + TAIL
+def standard_names(degree, normals=True):
+    head = ["x", "y", "z", *(NORMALS if normals else []), "f_dc_0", "f_dc_1", "f_dc_2"]
+    return head + [f"f_rest_{i}" for i in range(3 * SH_REST_COUNT[degree])] + TAIL
 
 
-def columns(s: Splats) -> dict[str, np.ndarray]:
+def columns(s: Splats, normals=True) -> dict[str, np.ndarray]:
     """Each PLY property of ``s``, built one by one from the format's definition (independent of ply.write)."""
     k = s.shN.shape[1]
     cols = {name: s.means[:, i] for i, name in enumerate("xyz")}
-    cols.update({n: torch.zeros(len(s), dtype=s.dtype) for n in ("nx", "ny", "nz")})
+    if normals:
+        cols.update({n: torch.zeros(len(s), dtype=s.dtype) for n in NORMALS})
     cols.update({f"f_dc_{c}": s.sh0[:, 0, c] for c in range(3)})
     # channel-major: all K coefficients of R, then of G, then of B
     cols.update({f"f_rest_{c * k + j}": s.shN[:, j, c] for c in range(3) for j in range(k)})
@@ -80,26 +82,31 @@ def good(tmp_path):
 # ------------------------------------------------------------------ round trips and layout
 
 
+@pytest.mark.parametrize("normals", [False, True])
 @pytest.mark.parametrize("degree", [0, 1, 2, 3])
-def test_round_trip_bit_exact_and_standard_layout(tmp_path, degree):
+def test_round_trip_bit_exact_and_standard_layout(tmp_path, degree, normals):
+    """Without normals by default (as splat-transform writes), with the zero nx ny nz when asked; both read back
+    bit for bit, as torch tensors and as numpy arrays."""
     s = Splats.random(300, degree, seed=degree)
     path = tmp_path / "scene.ply"
-    ply.write(s, path)
+    ply.write(s, path, **({"normals": True} if normals else {}))
     assert_same(ply.read(path), s)
+    as_numpy = ply.read(path, arrays="numpy")
+    assert as_numpy.is_numpy and all(np.array_equal(getattr(as_numpy, f), getattr(s, f).numpy()) for f in s.FIELDS)
     data = plyfile.PlyData.read(str(path))
     assert data.byte_order == "<" and not data.text and [e.name for e in data.elements] == ["vertex"]
     vertex = data["vertex"].data
-    assert list(vertex.dtype.names) == standard_names(degree)
+    assert list(vertex.dtype.names) == standard_names(degree, normals)
     assert all(vertex.dtype[name] == np.dtype("<f4") for name in vertex.dtype.names)
-    for name, expected in columns(s).items():
+    for name, expected in columns(s, normals).items():
         assert np.array_equal(vertex[name], expected), name
-    assert os.path.getsize(path) == len(data.header) + 1 + 300 * 4 * len(standard_names(degree))
+    assert os.path.getsize(path) == len(data.header) + 1 + 300 * 4 * len(standard_names(degree, normals))
     assert ply.describe(path) == {
         "format": "ply",
         "encoding": "binary_little_endian",
         "vertices": 300,
         "sh_degree": degree,
-        "properties": standard_names(degree),
+        "properties": standard_names(degree, normals),
     }
     assert os.listdir(tmp_path) == ["scene.ply"]
 

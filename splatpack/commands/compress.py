@@ -16,7 +16,9 @@ from splatpack.edit.nonfinite import Policy
 class Command:
     """Compress a splat file. The output format comes from OUT's extension (.spk, .spz, .sog, .splat, .ply)
     unless --format says otherwise. Any format splatpack reads is accepted as input. .spk (splatpack's own, the
-    smallest): fp16 positions coded losslessly, every other attribute sub-vector quantized; no training."""
+    smallest): fp16 positions coded losslessly, every other attribute sub-vector quantized; no training.
+    PLY, compressed PLY, SPZ and .splat conversions run on numpy alone; SOG, LOD SOG, glTF and .spk load PyTorch
+    (sorting, k-means, SH rotation), a few seconds more."""
 
     input: tyro.conf.Positional[Path]
     """Input splat file (.ply, .compressed.ply, .spz, .splat, .sog or a SOG folder/meta.json, .spk)."""
@@ -46,23 +48,39 @@ class Command:
     lod_levels: int = 3
     """Levels of detail of an LOD SOG output (OUT named lod-meta.json): each level half the one before, built by
     merging neighbouring Gaussians (moment matching)."""
+    normals: bool = False
+    """PLY output only: write the zero nx, ny, nz properties of the original 3DGS layout (12 bytes per Gaussian
+    more; no splat reader needs them, splat-transform leaves them out too)."""
+    quiet: bool = False
+    """No progress bars: only the summary line."""
+    verbose: bool = False
+    """A line per finished stage (read, sort, palette, encode, write) with its time; in a log (not a terminal) also
+    a line every few seconds with the running stage's progress and ETA (without it a log gets the summary only)."""
 
     def run(self) -> None:
-        from rich.console import Console
+        from splatpack import progress
 
+        with progress.reporting(progress.mode_of(self.quiet, self.verbose)):
+            self._run()
+
+    def _run(self) -> None:
         import splatpack.io as sio
+        from splatpack import progress
         from splatpack.errors import SplatpackError
         from splatpack.io.files import human_bytes, path_size, ratio_text
         from splatpack.io.lod_sog import lod_option
 
-        console = Console(stderr=True)
         start = time.perf_counter()
         in_fmt = sio.detect_format(self.input)
         out_fmt = self.format or sio.format_from_name(self.output)
         if out_fmt is None:
             raise SplatpackError("cannot tell the output format from the name; pass --format", self.output)
-        with console.status(f"reading {self.input}"):
-            splats = sio.read(self.input, format=in_fmt, nonfinite=self.nonfinite, **lod_option(self.lod_level))
+        if self.normals and out_fmt != "ply":
+            raise SplatpackError(f"--normals applies to PLY output only, not {out_fmt}", self.output)
+        with progress.stage("read"):
+            splats = sio.read(
+                self.input, format=in_fmt, nonfinite=self.nonfinite, arrays="numpy", **lod_option(self.lod_level)
+            )
         if self.sh_degree is not None:
             if not 0 <= self.sh_degree <= 3:
                 raise SplatpackError(f"--sh-degree {self.sh_degree} is out of range 0-3")
@@ -77,8 +95,9 @@ class Command:
             "sog": {"sort": sort, "seed": self.seed, "preset": self.preset},
             "lod-sog": {"lod_levels": self.lod_levels, "seed": self.seed, "preset": self.preset},
             "spk": {"positions": self.spk_positions, "seed": self.seed},
+            "ply": {"normals": self.normals},
         }.get(out_fmt, {})
-        with console.status(f"writing {out_fmt} to {self.output}"):
+        with progress.stage("write"):
             sio.write(splats, self.output, format=out_fmt, inputs=(self.input,), **options)
         in_size, out_size = path_size(self.input), path_size(self.output)
         print(

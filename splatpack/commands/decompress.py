@@ -13,7 +13,8 @@ from splatpack.edit.nonfinite import Policy
 
 @dataclasses.dataclass
 class Command:
-    """Decode any splat file splatpack reads into a standard 3DGS PLY (Inria layout) that every tool opens."""
+    """Decode any splat file splatpack reads into a standard 3DGS PLY (Inria layout) that every tool opens.
+    Runs on numpy alone (no PyTorch start-up) for every input but .spk and glTF."""
 
     input: tyro.conf.Positional[Path]
     """Input splat file (.spk, .spz, .sog, SOG folder, .splat, .compressed.ply, .ply); a .spk file's MLP fields
@@ -25,21 +26,30 @@ class Command:
     refused), drop (remove those Gaussians) or error."""
     lod_level: int | None = None
     """For an LOD SOG input (lod-meta.json): read only this level (0 = finest; default: all levels)."""
+    normals: bool = False
+    """Write the zero nx, ny, nz properties of the original 3DGS layout (12 bytes per Gaussian
+    more; no splat reader needs them, splat-transform leaves them out too)."""
+    quiet: bool = False
+    """No progress bars: only the summary line."""
+    verbose: bool = False
+    """A line per finished stage (read, sort, palette, encode, write) with its time; in a log (not a terminal) also
+    a line every few seconds with the running stage's progress and ETA (without it a log gets the summary only)."""
 
     def run(self) -> None:
-        from rich.console import Console
-
         import splatpack.io as sio
+        from splatpack import progress
         from splatpack.io.files import human_bytes, path_size
         from splatpack.io.lod_sog import lod_option
 
-        console = Console(stderr=True)
         start = time.perf_counter()
-        in_fmt = sio.detect_format(self.input)
-        with console.status(f"reading {self.input}"):
-            splats = sio.read(self.input, format=in_fmt, nonfinite=self.nonfinite, **lod_option(self.lod_level))
-        with console.status(f"writing {self.output}"):
-            sio.write(splats, self.output, format="ply", inputs=(self.input,))
+        with progress.reporting(progress.mode_of(self.quiet, self.verbose)):
+            in_fmt = sio.detect_format(self.input)
+            with progress.stage("read"):
+                splats = sio.read(
+                    self.input, format=in_fmt, nonfinite=self.nonfinite, arrays="numpy", **lod_option(self.lod_level)
+                )
+            with progress.stage("write"):
+                sio.write(splats, self.output, format="ply", inputs=(self.input,), normals=self.normals)
         print(
             f"{self.input} ({in_fmt}, {human_bytes(path_size(self.input))}) -> {self.output} "
             f"(ply, {human_bytes(path_size(self.output))}): {len(splats):,} Gaussians, SH degree {splats.sh_degree}, "

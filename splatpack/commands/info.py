@@ -38,7 +38,7 @@ class Command:
         facts = {"file": str(self.file), "format": fmt}
         if hasattr(module, "describe"):
             facts.update(module.describe(self.file))
-        splats = sio.read(self.file, format=fmt, nonfinite=self.nonfinite, **lod_option(self.lod_level))
+        splats = sio.read(self.file, format=fmt, nonfinite=self.nonfinite, arrays="numpy", **lod_option(self.lod_level))
         lo, hi = splats.bounds()
         size = path_size(self.file)
         facts.update(

@@ -22,7 +22,8 @@ class Command:
     the highest), scale, rotate, translate, then the filters (box, sphere, values: in output coordinates),
     keep the most important, cut the SH degree, Morton order, write. Rotations are right-handed in the file's
     own frame; splat-transform's -r a,b,c / -t a,b,c act in PlayCanvas's frame (x and y negated) and equal
-    -r -a -b c / -t -a -b c here."""
+    -r -a -b c / -t -a -b c here. Runs on numpy alone except --top, rotating SH bands above degree 0, and SOG,
+    LOD SOG, glTF or .spk files, which load PyTorch (a few seconds)."""
 
     paths: Annotated[tyro.conf.Positional[list[Path]], tyro.conf.arg(metavar="IN... OUT")]
     """One or more input splat files (any format splatpack reads), then the output file."""
@@ -57,11 +58,25 @@ class Command:
     """Output format (default: from OUT's extension)."""
     lod_levels: int = 3
     """Levels of detail of an LOD SOG output (OUT named lod-meta.json), each half the one before."""
+    normals: bool = False
+    """PLY output only: write the zero nx, ny, nz properties of the original 3DGS layout (12 bytes per Gaussian
+    more; no splat reader needs them, splat-transform leaves them out too)."""
+    quiet: bool = False
+    """Print only the final 'wrote' line: no per-step counts, no progress."""
+    verbose: bool = False
+    """A line per finished stage (read, write) with its time; in a log also the running stage's progress."""
 
     def run(self) -> None:
-        import torch
+        from splatpack import progress
+
+        with progress.reporting(progress.mode_of(self.quiet, self.verbose)):
+            self._run()
+
+    def _run(self) -> None:
+        import numpy as np
 
         import splatpack.io as sio
+        from splatpack import progress
         from splatpack.edit import filters
         from splatpack.edit.rigid import euler_matrix, quaternion_matrix, similarity
         from splatpack.errors import SplatpackError
@@ -78,18 +93,25 @@ class Command:
         out_fmt = self.format or sio.format_from_name(output)
         if out_fmt is None:
             raise SplatpackError("cannot tell the output format from the name; pass --format", output)
+        if self.normals and out_fmt != "ply":
+            raise SplatpackError(f"--normals applies to PLY output only, not {out_fmt}", output)
         tests = [_parse_value(v) for v in self.value]
 
+        def say(line: str) -> None:
+            if not self.quiet:
+                print(line, flush=True)
+
         def step(name: str, before: int, after: Splats) -> Splats:
-            print(f"{name}: kept {len(after):,} of {before:,} Gaussians", flush=True)
+            say(f"{name}: kept {len(after):,} of {before:,} Gaussians")
             return after
 
         parts = []
         for path in inputs:
             fmt = sio.detect_format(path)
             options = lod_option(self.lod_level) if fmt == "lod-sog" else {}  # applies to the LOD inputs only
-            part = sio.read(path, format=fmt, nonfinite=self.nonfinite, **options)
-            print(f"read {path} ({fmt}): {len(part):,} Gaussians, SH degree {part.sh_degree}", flush=True)
+            with progress.stage("read"):
+                part = sio.read(path, format=fmt, nonfinite=self.nonfinite, arrays="numpy", **options)
+            say(f"read {path} ({fmt}): {len(part):,} Gaussians, SH degree {part.sh_degree}")
             parts.append(part)
         splats = parts[0] if len(parts) == 1 else step("merge", sum(map(len, parts)), Splats.cat(parts))
         rotation = None
@@ -114,14 +136,15 @@ class Command:
             splats = step(f"top {self.top:,}", len(splats), splats[filters.most_important(splats, self.top)])
         if self.sh_degree is not None and self.sh_degree < splats.sh_degree:
             splats = splats.with_sh_degree(self.sh_degree)
-            print(f"SH degree: {splats.sh_degree}", flush=True)
+            say(f"SH degree: {splats.sh_degree}")
         if self.morton:
             splats = step("Morton order", len(splats), filters.morton_reorder(splats))
         if len(splats) == 0:
             raise SplatpackError("the edits kept no Gaussians; nothing to write", output)
-        splats = splats.to(torch.float32)
-        options = {"lod_levels": self.lod_levels} if out_fmt == "lod-sog" else {}
-        sio.write(splats, output, format=out_fmt, inputs=tuple(inputs), **options)
+        splats = splats.numpy(np.float32)
+        options = {"lod-sog": {"lod_levels": self.lod_levels}, "ply": {"normals": self.normals}}.get(out_fmt, {})
+        with progress.stage("write"):
+            sio.write(splats, output, format=out_fmt, inputs=tuple(inputs), **options)
         print(f"wrote {output} ({out_fmt}): {len(splats):,} Gaussians, SH degree {splats.sh_degree}", flush=True)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import operator
 import re
 
-import torch
+import numpy as np
 
 from splatpack.errors import SplatpackError
 from splatpack.scene import SH_C0, Splats
@@ -28,12 +28,13 @@ COMPARATORS = {
 _INDEXED = re.compile(r"(x|y|z|rot_[0-3]|scale_[0-2]|f_dc_[0-2]|f_rest_(?:0|[1-9][0-9]*))(_raw)?\Z")
 
 
-def attribute(splats: Splats, name: str) -> torch.Tensor:
+def attribute(splats: Splats, name: str):
     """(N,) values of the attribute ``name`` (see the module docstring); raises for unknown names."""
     if name in ("opacity", "opacity_raw"):
         return splats.opacities if name == "opacity" else splats.opacity_logits
     if name == "scale":
-        return splats.scales.max(dim=1).values
+        scales = splats.scales
+        return scales.max(axis=1) if splats.is_numpy else scales.max(dim=1).values
     m = _INDEXED.match(name)
     if m is None:
         raise SplatpackError(
@@ -59,36 +60,48 @@ def attribute(splats: Splats, name: str) -> torch.Tensor:
     return splats.shN[:, index % k, index // k]  # f_rest_{c*K + j} is shN[:, j, c]
 
 
-def value_mask(splats: Splats, name: str, comparator: str, value: float) -> torch.Tensor:
+def value_mask(splats: Splats, name: str, comparator: str, value: float):
     """Gaussians whose attribute ``name`` compares to ``value`` as ``comparator`` (lt lte gt gte eq neq) says."""
     if comparator not in COMPARATORS:
         raise SplatpackError(f"unknown comparator {comparator!r}; use one of {', '.join(COMPARATORS)}")
     return COMPARATORS[comparator](attribute(splats, name), value)
 
 
-def box_mask(splats: Splats, lo, hi) -> torch.Tensor:
+def box_mask(splats: Splats, lo, hi):
     """Gaussians whose centre lies in the axis-aligned box [lo, hi] (inclusive)."""
-    lo, hi = torch.as_tensor(lo, dtype=splats.dtype), torch.as_tensor(hi, dtype=splats.dtype)
+    means = splats.means if splats.is_numpy else splats.means.detach().cpu().numpy()
+    lo, hi = np.asarray(lo, dtype=means.dtype), np.asarray(hi, dtype=means.dtype)
     if bool((lo > hi).any()):
         raise SplatpackError(f"box minimum {lo.tolist()} exceeds its maximum {hi.tolist()} on some axis")
-    return ((splats.means >= lo) & (splats.means <= hi)).all(dim=1)
+    return _like(splats, ((means >= lo) & (means <= hi)).all(axis=1))
 
 
-def sphere_mask(splats: Splats, centre, radius: float) -> torch.Tensor:
+def sphere_mask(splats: Splats, centre, radius: float):
     """Gaussians whose centre lies within ``radius`` of ``centre`` (inclusive)."""
     if not radius >= 0:
         raise SplatpackError(f"sphere radius must be non-negative, got {radius}")
-    centre = torch.as_tensor(centre, dtype=torch.float64)
-    return ((splats.means.double() - centre) ** 2).sum(dim=1) <= float(radius) ** 2
+    means = splats.means if splats.is_numpy else splats.means.detach().cpu().numpy()
+    centre = np.asarray(centre, dtype=np.float64)
+    return _like(splats, ((means.astype(np.float64) - centre) ** 2).sum(axis=1) <= float(radius) ** 2)
 
 
-def most_important(splats: Splats, k: int) -> torch.Tensor:
-    """Indices (in file order) of the ``k`` Gaussians with the largest opacity x volume: the viewer's order."""
+def _like(splats: Splats, mask: np.ndarray):
+    """``mask`` as the scene's array kind (a torch scene gets a tensor on its device)."""
+    if splats.is_numpy:
+        return mask
+    import torch
+
+    return torch.from_numpy(mask).to(splats.device)
+
+
+def most_important(splats: Splats, k: int):
+    """Indices (in file order) of the ``k`` Gaussians with the largest opacity x volume: the viewer's order
+    (a torch tensor: the viewer's ranking is torch's, so this imports torch)."""
     from viewer.gaussians import budget_indices, importance_order
 
     if k < 0:
         raise SplatpackError(f"cannot keep a negative number of Gaussians ({k})")
-    return budget_indices(importance_order(splats), k)
+    return budget_indices(importance_order(splats.torch()), k)
 
 
 def morton_reorder(splats: Splats) -> Splats:

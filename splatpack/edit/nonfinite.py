@@ -109,13 +109,21 @@ def resolve(
     return out
 
 
-def refuse_nonfinite(tensors: dict, source=None) -> None:
-    """Raise naming the first field with a NaN/Inf value, its Gaussian count and first index (``validate``)."""
-    for name, t in tensors.items():
+def refuse_nonfinite(arrays: dict, source=None) -> None:
+    """Raise naming the first field with a NaN/Inf value, its Gaussian count and first index (``validate``);
+    fields are numpy arrays or torch tensors."""
+    for name, t in arrays.items():
+        if isinstance(t, np.ndarray):
+            bad = ~np.isfinite(t)
+            if bad.any():
+                rows = np.flatnonzero(bad.reshape(t.shape[0], -1).any(axis=1))
+                _refuse(name, len(rows), int(rows[0]), source)
+            continue
         bad = ~t.isfinite()
         if bad.any():
             rows = bad.reshape(t.shape[0], -1).any(dim=1).nonzero()[:, 0]
-            raise SplatpackError(
-                f"{name} has {int(rows.numel())} Gaussian(s) with NaN/Inf values (first at index {int(rows[0])})",
-                source,
-            )
+            _refuse(name, int(rows.numel()), int(rows[0]), source)
+
+
+def _refuse(name: str, count: int, first: int, source) -> None:
+    raise SplatpackError(f"{name} has {count} Gaussian(s) with NaN/Inf values (first at index {first})", source)

@@ -10,24 +10,34 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from splatpack.errors import SplatpackError
-from splatpack.render.sh import sh_basis
 from splatpack.scene import Splats
 
 # Directions used to fit the per-band SH rotation matrices: more than the 7 unknowns of the largest band.
 _FIT_DIRECTIONS = 64
 
 
-def sh_rotation(rot: torch.Tensor, degree: int) -> list[torch.Tensor]:
-    """Per band l = 1..degree, the (2l+1, 2l+1) matrix D_l with ``Y_l(rot d) = D_l Y_l(d)`` for unit d.
+def _f64(a) -> np.ndarray:
+    """A float64 numpy copy of an array-like or a torch tensor (on any device)."""
+    if hasattr(a, "detach"):
+        a = a.detach().cpu().numpy()
+    return np.array(a, dtype=np.float64)
+
+
+def sh_rotation(rot, degree: int) -> list:
+    """Per band l = 1..degree, the (2l+1, 2l+1) torch matrix D_l with ``Y_l(rot d) = D_l Y_l(d)`` for unit d.
 
     Rotating a scene by ``rot`` maps each band's coefficients c_l to ``D_l c_l``: the colour seen along
     ``rot d`` afterwards equals the colour seen along d before. Found by an exact least-squares fit over
     sample directions (the band is closed under rotation), which avoids convention-specific Wigner formulas.
+    The fit uses the renderer's SH basis, so it imports torch.
     """
-    rot = rot.double()
+    import torch
+
+    from splatpack.render.sh import sh_basis
+
+    rot = torch.as_tensor(rot).double()
     g = torch.Generator().manual_seed(0)
     dirs = torch.nn.functional.normalize(torch.randn(_FIT_DIRECTIONS, 3, generator=g, dtype=torch.float64), dim=-1)
     before = sh_basis(degree, dirs)
@@ -40,81 +50,106 @@ def sh_rotation(rot: torch.Tensor, degree: int) -> list[torch.Tensor]:
     return mats
 
 
-def rotate_sh(shN: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
-    """Higher SH bands (N, K, 3) of Gaussians rotated by ``rot`` (3x3), band by band (float64 inside)."""
+def rotate_sh(shN, rot):
+    """Higher SH bands (N, K, 3) of Gaussians rotated by ``rot`` (3x3), band by band (float64 inside); numpy
+    arrays or torch tensors, returned as they came."""
     degree = round(math.sqrt(shN.shape[1] + 1)) - 1
+    numpy = isinstance(shN, np.ndarray)
     if degree == 0:
-        return shN.clone()
+        return shN.copy() if numpy else shN.clone()
+    mats = sh_rotation(rot, degree)
+    bands = [slice(l * l - 1, (l + 1) * (l + 1) - 1) for l in range(1, degree + 1)]
+    if numpy:
+        rest = shN.astype(np.float64)
+        rotated = [np.einsum("ij,njc->nic", mat.numpy(), rest[:, band]) for mat, band in zip(mats, bands)]
+        return np.concatenate(rotated, axis=1).astype(shN.dtype)
+    import torch
+
     rest = shN.double()
-    bands = []
-    for l, mat in enumerate(sh_rotation(rot, degree), start=1):
-        bands.append(torch.einsum("ij,njc->nic", mat, rest[:, l * l - 1 : (l + 1) * (l + 1) - 1, :]))
-    return torch.cat(bands, dim=1).to(shN.dtype)
+    rotated = [torch.einsum("ij,njc->nic", mat, rest[:, band]) for mat, band in zip(mats, bands)]
+    return torch.cat(rotated, dim=1).to(shN.dtype)
 
 
-def quat_from_matrix(rot: torch.Tensor) -> torch.Tensor:
-    """(w, x, y, z) unit quaternion of a rotation matrix."""
+def quat_wxyz(rot) -> np.ndarray:
+    """(w, x, y, z) float64 unit quaternion of a rotation matrix."""
     from scipy.spatial.transform import Rotation
 
-    x, y, z, w = Rotation.from_matrix(rot.double().numpy()).as_quat()
-    return torch.tensor([w, x, y, z], dtype=torch.float64)
+    x, y, z, w = Rotation.from_matrix(_f64(rot)).as_quat()
+    return np.array([w, x, y, z])
 
 
-def quat_multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ],
-        dim=-1,
-    )
+def quat_from_matrix(rot):
+    """(w, x, y, z) unit quaternion of a rotation matrix, as a float64 torch tensor."""
+    import torch
+
+    return torch.from_numpy(quat_wxyz(rot))
 
 
-def euler_matrix(degrees: tuple[float, float, float]) -> torch.Tensor:
-    """Rotation about x, then y, then z (fixed axes) by ``degrees``, as a float64 3x3 matrix."""
+def quat_multiply(a, b):
+    """Hamilton product of (..., 4) quaternions (w, x, y, z), numpy arrays or torch tensors."""
+    aw, ax, ay, az = (a[..., i] for i in range(4))
+    bw, bx, by, bz = (b[..., i] for i in range(4))
+    parts = [
+        aw * bw - ax * bx - ay * by - az * bz,
+        aw * bx + ax * bw + ay * bz - az * by,
+        aw * by - ax * bz + ay * bw + az * bx,
+        aw * bz + ax * by - ay * bx + az * bw,
+    ]
+    if isinstance(a, np.ndarray):
+        return np.stack(parts, axis=-1)
+    import torch
+
+    return torch.stack(parts, dim=-1)
+
+
+def euler_matrix(degrees: tuple[float, float, float]) -> np.ndarray:
+    """Rotation about x, then y, then z (fixed axes) by ``degrees``, as a float64 3x3 numpy matrix."""
     from scipy.spatial.transform import Rotation
 
-    return torch.from_numpy(Rotation.from_euler("xyz", list(degrees), degrees=True).as_matrix())
+    return Rotation.from_euler("xyz", list(degrees), degrees=True).as_matrix()
 
 
-def quaternion_matrix(wxyz: tuple[float, float, float, float]) -> torch.Tensor:
-    """Rotation of the quaternion (w, x, y, z) (any non-zero norm) as a float64 3x3 matrix."""
+def quaternion_matrix(wxyz: tuple[float, float, float, float]) -> np.ndarray:
+    """Rotation of the quaternion (w, x, y, z) (any non-zero norm) as a float64 3x3 numpy matrix."""
     from scipy.spatial.transform import Rotation
 
     w, x, y, z = wxyz
     if not all(math.isfinite(v) for v in wxyz) or w * w + x * x + y * y + z * z == 0:
         raise SplatpackError(f"quaternion {tuple(wxyz)} is not a rotation (it must be finite and non-zero)")
-    return torch.from_numpy(Rotation.from_quat([x, y, z, w]).as_matrix())
+    return Rotation.from_quat([x, y, z, w]).as_matrix()
 
 
-def check_rotation(rot: torch.Tensor) -> None:
-    eye = torch.eye(3, dtype=torch.float64)
-    rot = rot.double()
-    if not torch.allclose(rot @ rot.T, eye, atol=1e-4) or float(torch.det(rot)) < 0:
+def check_rotation(rot) -> None:
+    """Refuse a 3x3 matrix (numpy or torch) that is not a proper rotation."""
+    r = _f64(rot)
+    if not np.allclose(r @ r.T, np.eye(3), rtol=1e-5, atol=1e-4) or float(np.linalg.det(r)) < 0:
         raise SplatpackError("the transform is not a rotation (orthonormal, determinant +1)")
 
 
 def similarity(
     splats: Splats,
     *,
-    rotation: torch.Tensor | None = None,
-    translation: tuple[float, float, float] | torch.Tensor | None = None,
+    rotation=None,
+    translation=None,
     scale: float = 1.0,
 ) -> Splats:
     """``x -> scale * rotation @ x + translation`` applied to the whole scene (computed in float64).
 
     Centres move, each Gaussian's orientation is pre-multiplied by the rotation, log scales grow by log(scale)
     and the SH bands are rotated so every Gaussian shows the colour it showed before along the rotated
-    direction; opacities and the DC colour are unchanged.
+    direction; opacities and the DC colour are unchanged. ``rotation`` (3x3) and ``translation`` (3,) are
+    numpy arrays, torch tensors or sequences; the scene keeps its array kind (a numpy scene needs torch only
+    to rotate SH bands above degree 0).
     """
     if not (math.isfinite(scale) and scale > 0):
         raise SplatpackError(f"scale factor must be a positive finite number, got {scale}")
-    rot = torch.eye(3, dtype=torch.float64) if rotation is None else rotation.double()
-    check_rotation(rot)
+    if rotation is not None:
+        check_rotation(rotation)
+    if splats.is_numpy:
+        return _similarity_numpy(splats, rotation, translation, scale)
+    import torch
+
+    rot = torch.eye(3, dtype=torch.float64) if rotation is None else torch.as_tensor(rotation).double()
     shift = torch.zeros(3, dtype=torch.float64) if translation is None else torch.as_tensor(translation).double()
     dtype = splats.dtype
     means = scale * (splats.means.double() @ rot.T) + shift
@@ -130,4 +165,24 @@ def similarity(
         opacity_logits=splats.opacity_logits.clone(),
         sh0=splats.sh0.clone(),
         shN=shN.clone(),
+    )
+
+
+def _similarity_numpy(splats: Splats, rotation, translation, scale: float) -> Splats:
+    rot = np.eye(3) if rotation is None else _f64(rotation)
+    shift = np.zeros(3) if translation is None else _f64(translation)
+    dtype = splats.dtype
+    means = scale * (splats.means.astype(np.float64) @ rot.T) + shift
+    quats, shN = splats.quats, splats.shN
+    if rotation is not None:
+        q = np.broadcast_to(quat_wxyz(rot), (len(splats), 4))
+        quats = quat_multiply(q, splats.quats.astype(np.float64)).astype(dtype)
+        shN = rotate_sh(splats.shN, rot)
+    return Splats(
+        means=means.astype(dtype),
+        quats=quats.copy(),
+        log_scales=(splats.log_scales.astype(np.float64) + np.log(scale)).astype(dtype),
+        opacity_logits=splats.opacity_logits.copy(),
+        sh0=splats.sh0.copy(),
+        shN=shN.copy(),
     )

@@ -24,7 +24,7 @@ from splatpack.edit.nonfinite import reading_policy
 from splatpack.errors import SplatpackError
 from splatpack.io.atomic import refuse_overwriting_inputs
 from splatpack.io.files import check_input
-from splatpack.scene import Splats
+from splatpack.scene import Arrays, Splats
 
 # name -> (module, file name endings); longer endings are tried first so ".compressed.ply" beats ".ply".
 FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -67,14 +67,16 @@ def detect_format(path: str | os.PathLike) -> str:
                 head = f.read(4096)
         except OSError as exc:
             raise SplatpackError(f"cannot read: {exc.strerror or exc}", p) from None
-    for fmt in FORMATS:
+    by_name = format_from_name(p)
+    # The format the name implies is tried first: the others' modules are imported only when it is wrong (.spk's
+    # needs torch).
+    for fmt in sorted(FORMATS, key=lambda f: f != by_name):
         try:
             mod = format_module(fmt)
         except ImportError:
             continue
         if mod.sniff(p, head):
             return fmt
-    by_name = format_from_name(p)
     if by_name is None:
         raise SplatpackError(
             "unrecognised splat file (not PLY, compressed PLY, SPZ, .splat, SOG, LOD SOG, glTF or .spk)", p
@@ -82,11 +84,19 @@ def detect_format(path: str | os.PathLike) -> str:
     return by_name
 
 
-def read(path: str | os.PathLike, format: str | None = None, *, nonfinite: str | None = None, **options) -> Splats:
+def read(
+    path: str | os.PathLike,
+    format: str | None = None,
+    *,
+    nonfinite: str | None = None,
+    arrays: Arrays = "torch",
+    **options,
+) -> Splats:
     """Read any supported splat file into ``Splats`` (float32, CPU).
 
     ``nonfinite`` is the policy for NaN/Inf values (``splatpack.edit.nonfinite``: clamp, drop or error; default
-    clamp); ``options`` go to the format's reader (``lod_level`` for LOD SOG).
+    clamp); ``arrays`` is what the scene holds: torch tensors, or numpy arrays (every reader but .spk's then runs
+    without importing torch); ``options`` go to the format's reader (``lod_level`` for LOD SOG).
     """
     fmt = format or detect_format(path)
     mod = format_module(fmt)
@@ -94,7 +104,7 @@ def read(path: str | os.PathLike, format: str | None = None, *, nonfinite: str |
     if unknown:
         raise SplatpackError(f"{', '.join(unknown)} does not apply to {fmt} files", path)
     with reading_policy(nonfinite):
-        return mod.read(path, **options)
+        return mod.read(path, arrays=arrays, **options)
 
 
 def write(splats: Splats, path: str | os.PathLike, format: str | None = None, *, inputs=(), **options) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 
 from splatpack.errors import SplatpackError
 from splatpack.io.files import read_input_bytes
-from splatpack.scene import SH_C0, SH_REST_COUNT, Splats, sh_degree_for_rest_count
+from splatpack.scene import SH_C0, SH_REST_COUNT, Arrays, Splats, sh_degree_for_rest_count
 
 CHUNK_SIZE = 256
 _PLY_TYPES = {
@@ -159,11 +159,11 @@ def _unorm(packed: np.ndarray, shifts: tuple[int, ...], bits: tuple[int, ...]) -
     return np.stack([((packed >> s) & ((1 << b) - 1)) / float((1 << b) - 1) for s, b in zip(shifts, bits)], axis=1)
 
 
-def read(path: str | os.PathLike) -> Splats:
+def read(path: str | os.PathLike, *, arrays: Arrays = "torch") -> Splats:
     path = Path(path)
-    arrays, n = _load(path)
-    rest_names = _sh_rest_names(arrays, path)
-    chunk, vertex = arrays["chunk"], arrays["vertex"]
+    elements, n = _load(path)
+    rest_names = _sh_rest_names(elements, path)
+    chunk, vertex = elements["chunk"], elements["vertex"]
     block = np.arange(n) // CHUNK_SIZE
     u = {name: vertex[name].astype(np.uint64) for name in _PACKED}
 
@@ -198,7 +198,7 @@ def read(path: str | os.PathLike) -> Splats:
 
     k = len(rest_names) // 3
     if k:
-        raw = np.stack([arrays["sh"][name] for name in rest_names], axis=1).astype(np.float64)
+        raw = np.stack([elements["sh"][name] for name in rest_names], axis=1).astype(np.float64)
         # Byte 0 and 255 are the exact ends; the others are bin centres (matches the PlayCanvas decoder).
         unit = np.where(raw == 0, 0.0, np.where(raw == 255, 1.0, (raw + 0.5) / 256))
         shN = ((unit - 0.5) * 8).reshape(n, 3, k).transpose(0, 2, 1)
@@ -206,7 +206,14 @@ def read(path: str | os.PathLike) -> Splats:
         shN = np.zeros((n, 0, 3))
 
     return Splats.from_numpy(
-        means=means, quats=quats, log_scales=log_scales, opacity_logits=opacity_logits, sh0=sh0, shN=shN, source=path
+        means=means,
+        quats=quats,
+        log_scales=log_scales,
+        opacity_logits=opacity_logits,
+        sh0=sh0,
+        shN=shN,
+        source=path,
+        arrays=arrays,
     )
 
 

@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from splatpack.errors import SplatpackError
 from splatpack.io.atomic import atomic_output
@@ -64,12 +63,12 @@ def write(splats: Splats, path: str | os.PathLike) -> None:
     n = len(splats)
     if n == 0:
         raise SplatpackError("cannot write an empty scene as a compressed PLY", path)
-    s = splats.detach().to("cpu", torch.float64)
+    s = splats.numpy(np.float64)
     s.validate(check_finite=True, source=path)
     s = s[morton_order(s.means)]
     n_chunks = -(-n // CHUNK_SIZE)
-    means, log_scales = s.means.numpy(), s.log_scales.numpy()
-    rgb = (s.sh0[:, 0].numpy() * SH_C0) + 0.5
+    means, log_scales = s.means, s.log_scales
+    rgb = (s.sh0[:, 0] * SH_C0) + 0.5
     block = np.arange(n) // CHUNK_SIZE
     chunk = np.zeros(n_chunks, dtype=[(p, "<f4") for p in _CHUNK_PROPS])
     packed = {}
@@ -84,9 +83,9 @@ def write(splats: Splats, path: str | os.PathLike) -> None:
         for i, p in enumerate(props):
             chunk[p] = (lo if i < 3 else hi)[:, i % 3]
         packed[name] = _pack_unorm(values, lo[block], hi[block], bits)
-    alpha = np.rint(np.clip(s.opacities.numpy(), 0, 1) * 255).astype(np.uint32)
+    alpha = np.rint(np.clip(s.opacities, 0, 1) * 255).astype(np.uint32)
     packed["packed_color"] = (packed["packed_color"] << np.uint32(8)) | alpha
-    packed["packed_rotation"] = _pack_rotation(s.quats.numpy())
+    packed["packed_rotation"] = _pack_rotation(s.quats)
     vertex = np.zeros(
         n, dtype=[(p, "<u4") for p in ("packed_position", "packed_rotation", "packed_scale", "packed_color")]
     )
@@ -98,7 +97,7 @@ def write(splats: Splats, path: str | os.PathLike) -> None:
     header += [f"element vertex {n}"] + [f"property uint {p}" for p in vertex.dtype.names]
     body = [chunk.tobytes(), vertex.tobytes()]
     if k:
-        rest = s.shN.permute(0, 2, 1).reshape(n, 3 * k).numpy()  # f_rest order: channel-major
+        rest = s.shN.transpose(0, 2, 1).reshape(n, 3 * k)  # f_rest order: channel-major
         codes = np.clip(np.floor((rest / 8 + 0.5) * 256), 0, 255).astype(np.uint8)
         header += [f"element sh {n}"] + [f"property uchar f_rest_{i}" for i in range(3 * k)]
         body.append(codes.tobytes())

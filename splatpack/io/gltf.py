@@ -17,19 +17,23 @@ import struct
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from splatpack.errors import SplatpackError
 from splatpack.io.atomic import atomic_output
 from splatpack.io.files import read_input_bytes
-from splatpack.scene import SH_C0, SH_REST_COUNT, Splats
+from splatpack.scene import SH_C0, SH_REST_COUNT, Arrays, Splats
 
 EXTENSION = "KHR_gaussian_splatting"
 _MAGIC, _JSON, _BIN = b"glTF", 0x4E4F534A, 0x004E4942
 _FLOAT, _UBYTE = 5126, 5121
 _COMPONENTS = {"SCALAR": 1, "VEC3": 3, "VEC4": 4}
-# Half turn about z: the PLY frame <-> glTF's, as splat-transform converts.
-_HALF_TURN = torch.diag(torch.tensor([-1.0, -1.0, 1.0], dtype=torch.float64))
+
+
+def _half_turn():
+    """Half turn about z: the PLY frame <-> glTF's, as splat-transform converts (torch: the SH rotation is)."""
+    import torch
+
+    return torch.diag(torch.tensor([-1.0, -1.0, 1.0], dtype=torch.float64))
 
 
 def _sh_names(degree: int) -> list[str]:
@@ -44,7 +48,9 @@ def write(splats: Splats, path: str | os.PathLike) -> None:
     if len(splats) == 0:
         raise SplatpackError("cannot write an empty scene as glTF", path)
     splats.validate(check_finite=True, source=path)
-    s = similarity(splats.detach().to("cpu", torch.float64), rotation=_HALF_TURN)
+    import torch
+
+    s = similarity(splats.detach().to("cpu", torch.float64), rotation=_half_turn())
     n = len(s)
     q = s.unit_quats.numpy()
     rgb = np.clip(s.sh0[:, 0].numpy() * SH_C0 + 0.5, 0, 1)
@@ -161,7 +167,7 @@ def _accessor(doc: dict, binary: bytes, index, path: Path) -> np.ndarray:
     return values / 255.0 if dtype.itemsize == 1 else values
 
 
-def read(path: str | os.PathLike) -> Splats:
+def read(path: str | os.PathLike, *, arrays: Arrays = "torch") -> Splats:
     """Read the first KHR_gaussian_splatting primitive of a glTF binary (node transforms are not applied)."""
     from splatpack.edit.rigid import similarity
 
@@ -195,7 +201,9 @@ def read(path: str | os.PathLike) -> Splats:
             shN=sh[:, 1:],
             source=path,
         )
-    return similarity(splats.to(torch.float64), rotation=_HALF_TURN).to(torch.float32)
+    import torch
+
+    return similarity(splats.to(torch.float64), rotation=_half_turn()).to(torch.float32).as_arrays(arrays)
 
 
 def sniff(path: str | os.PathLike, head: bytes) -> bool:

@@ -23,12 +23,11 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from splatpack.errors import SplatpackError
 from splatpack.io.atomic import atomic_folder
 from splatpack.io.files import read_input_bytes
-from splatpack.scene import Splats
+from splatpack.scene import Arrays, Splats
 
 META_NAME = "lod-meta.json"
 MAX_META_BYTES = 64 << 20
@@ -101,7 +100,7 @@ def finest_level_within(path: str | os.PathLike, budget: int) -> int:
     return next((level for level, count in enumerate(counts) if count <= budget), len(counts) - 1)
 
 
-def read(path: str | os.PathLike, lod_level: int | None = None) -> Splats:
+def read(path: str | os.PathLike, lod_level: int | None = None, *, arrays: Arrays = "torch") -> Splats:
     """All levels concatenated, finest first (as splat-transform reads it), or only level ``lod_level``."""
     from splatpack.io import sog
 
@@ -114,7 +113,7 @@ def read(path: str | os.PathLike, lod_level: int | None = None) -> Splats:
     for level in levels:
         for file, offset, count in info["segments"][level]:
             if file not in decoded:
-                decoded[file] = sog.read(info["files"][file])
+                decoded[file] = sog.read(info["files"][file], arrays=arrays)
             if offset + count > len(decoded[file]):
                 raise SplatpackError(
                     f"a chunk of level {level} reaches row {offset + count} of {info['files'][file]}, which holds "
@@ -181,6 +180,8 @@ def write(
 ) -> None:
     """Write an LOD SOG folder for ``path`` (``.../lod-meta.json`` or the folder); ``sog_options`` go to
     ``sog.encode`` (preset, seed; the order inside each chunk is Morton, so ``sort`` is fixed)."""
+    import torch
+
     from splatpack.edit.decimate import decimate
     from splatpack.io import sog
     from splatpack.sort.morton import morton_order
@@ -201,7 +202,7 @@ def write(
     tree = _split(means, [np.arange(len(m)) for m in means], (chunk_gaussians, chunk_extent, chunk_min), leaves)
     files: list[tuple[str, Splats]] = []
     for level, lv in enumerate(levels):
-        rows: list[torch.Tensor] = []
+        rows: list = []
         k = 0
         for node, idx in leaves:
             sel = torch.from_numpy(idx[level])

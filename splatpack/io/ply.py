@@ -16,14 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import plyfile
-import torch
 from numpy.lib import recfunctions as rfn
 
 from splatpack.edit.nonfinite import resolve
 from splatpack.errors import SplatpackError
 from splatpack.io.atomic import atomic_output
 from splatpack.io.files import check_input
-from splatpack.scene import SH_REST_COUNT, Splats
+from splatpack.scene import SH_REST_COUNT, Arrays, Splats
 
 # PLY scalar type names (both spellings of the spec) -> numpy type code without byte order.
 _TYPES = {
@@ -289,8 +288,9 @@ def _first_non_number(strings: np.ndarray) -> int:
     return lo
 
 
-def read(path: str | os.PathLike) -> Splats:
-    """Read a standard 3DGS PLY (binary either endian, or ASCII) into float32 CPU ``Splats``."""
+def read(path: str | os.PathLike, *, arrays: Arrays = "torch") -> Splats:
+    """Read a standard 3DGS PLY (binary either endian, or ASCII, with or without normals) into float32 CPU
+    ``Splats`` (torch tensors or numpy arrays, as ``arrays`` says)."""
     path = Path(path)
     header = _parse_header(_read_head(path), path)
     vertex, degree = _splat_layout(header, path)
@@ -302,43 +302,47 @@ def read(path: str | os.PathLike) -> Splats:
 
     # One row-wise gather per field, straight into its final layout (casting double / big-endian on the way);
     # f_rest is listed coefficient-major so the file's channel-major order becomes Splats' (N, K, 3).
-    arrays = {
+    fields = {
         field: rfn.structured_to_unstructured(records[list(names)], dtype=np.float32, copy=True)
         for field, names in _field_names(degree).items()
     }
     # NaN/Inf follow the reading policy (splatpack.edit.nonfinite): clamped infinite opacities/scales by default.
-    arrays = resolve(arrays, source=path, names=_field_names(degree))
+    fields = resolve(fields, source=path, names=_field_names(degree))
 
-    n = len(arrays["means"])
+    n = len(fields["means"])
     return Splats(
-        means=torch.from_numpy(arrays["means"]),
-        quats=torch.from_numpy(arrays["quats"]),
-        log_scales=torch.from_numpy(arrays["log_scales"]),
-        opacity_logits=torch.from_numpy(arrays["opacity_logits"]).reshape(n),
-        sh0=torch.from_numpy(arrays["sh0"]).reshape(n, 1, 3),
-        shN=torch.from_numpy(arrays["shN"]).reshape(n, -1, 3),
-    )
+        means=fields["means"],
+        quats=fields["quats"],
+        log_scales=fields["log_scales"],
+        opacity_logits=fields["opacity_logits"].reshape(n),
+        sh0=fields["sh0"].reshape(n, 1, 3),
+        shN=fields["shN"].reshape(n, -1, 3),
+    ).as_arrays(arrays)
 
 
-def write(splats: Splats, path: str | os.PathLike) -> None:
-    """Write ``splats`` as a float32 binary-little-endian 3DGS PLY (normals zero), atomically."""
+def write(splats: Splats, path: str | os.PathLike, *, normals: bool = False) -> None:
+    """Write ``splats`` as a float32 binary-little-endian 3DGS PLY, atomically. ``normals`` adds the zero
+    ``nx ny nz`` properties the original 3DGS code writes (12 bytes per Gaussian that no splat reader needs;
+    splat-transform leaves them out too)."""
     path = Path(path)
     if len(splats) == 0:
         raise SplatpackError("cannot write an empty scene (0 Gaussians); PLY readers refuse empty files", path)
-    s = splats.detach().to(device="cpu", dtype=torch.float32)
+    s = splats.numpy(np.float32)
     n, k = len(s), s.shN.shape[1]
-    names = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
+    names = ["x", "y", "z", *(("nx", "ny", "nz") if normals else ()), "f_dc_0", "f_dc_1", "f_dc_2"]
     names += [f"f_rest_{i}" for i in range(3 * k)]
     names += ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
     # Each field is copied once, straight into its columns of the file's rows.
     rows = np.empty((n, len(names)), dtype="<f4")
-    rows[:, 0:3] = s.means.numpy()
-    rows[:, 3:6] = 0
-    rows[:, 6:9] = s.sh0.numpy()[:, 0]
-    rows[:, 9 : 9 + 3 * k].reshape(n, 3, k)[:] = s.shN.numpy().transpose(0, 2, 1)  # file is channel-major
-    rows[:, 9 + 3 * k] = s.opacity_logits.numpy()
-    rows[:, 10 + 3 * k : 13 + 3 * k] = s.log_scales.numpy()
-    rows[:, 13 + 3 * k :] = s.quats.numpy()
+    rows[:, 0:3] = s.means
+    dc = 6 if normals else 3
+    rows[:, 3:dc] = 0
+    rows[:, dc : dc + 3] = s.sh0[:, 0]
+    rest = dc + 3
+    rows[:, rest : rest + 3 * k].reshape(n, 3, k)[:] = s.shN.transpose(0, 2, 1)  # file is channel-major
+    rows[:, rest + 3 * k] = s.opacity_logits
+    rows[:, rest + 1 + 3 * k : rest + 4 + 3 * k] = s.log_scales
+    rows[:, rest + 4 + 3 * k :] = s.quats
     # Checked after the float32 cast so float64 values beyond float32's range are refused too; numpy's
     # one-pass check is cheap, validate() names the field and Gaussian when it fails.
     if not np.isfinite(rows).all():

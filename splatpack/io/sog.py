@@ -34,15 +34,14 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from splatpack.errors import SplatpackError
 from splatpack.io.atomic import atomic_folder, atomic_output
 from splatpack.io.files import check_expansion, check_input, read_input_bytes
 from splatpack.io.values import unit_quaternions
-from splatpack.quant.kmeans import kmeans_1d, kmeans_palette
-from splatpack.scene import SH_REST_COUNT, Splats
+from splatpack.progress import stage
+from splatpack.scene import SH_REST_COUNT, Arrays, Splats
 
 VERSION = 2
 PALETTE_ROW = 64  # palette entries per row of shN_centroids
@@ -400,7 +399,7 @@ def _decode_shN(box: _Container, m: dict, count: int) -> np.ndarray:
     return values.astype(np.float32)[labels]
 
 
-def _decode(box: _Container, m: dict) -> Splats:
+def _decode(box: _Container, m: dict, arrays: Arrays) -> Splats:
     n, f = m["count"], m["files"]
     _check_sizes(box, m)
     lo, hi = _texels(box, f["means_l"], n), _texels(box, f["means_u"], n)
@@ -427,14 +426,21 @@ def _decode(box: _Container, m: dict) -> Splats:
     shN = _decode_shN(box, m, n) if m["shN"] is not None else np.zeros((n, 0, 3))
 
     return Splats.from_numpy(
-        means=means, quats=quats, log_scales=log_scales, opacity_logits=opacity, sh0=sh0, shN=shN, source=box.path
+        means=means,
+        quats=quats,
+        log_scales=log_scales,
+        opacity_logits=opacity,
+        sh0=sh0,
+        shN=shN,
+        source=box.path,
+        arrays=arrays,
     )
 
 
-def read(path: str | os.PathLike) -> Splats:
+def read(path: str | os.PathLike, *, arrays: Arrays = "torch") -> Splats:
     box, meta = _open(path)
     try:
-        return _decode(box, meta)
+        return _decode(box, meta, arrays)
     finally:
         box.close()
 
@@ -490,11 +496,13 @@ def palette_size(n: int) -> int:
     return int(min(64, 2 ** math.floor(math.log2(n / 1024))) * 1024)
 
 
-def texture_key(splats: Splats) -> torch.Tensor:
+def texture_key(splats: Splats):
     """(N, 9) grid-sort key in the domain the textures store: log-transformed centres, log scales and DC
     colour, each channel z-scored (unlike ``splatpack.sort.self_organizing_key``, which sorts activated values
     standardised per attribute). Centres weigh 12x: the high-byte position texture is the one a grid that
     neglects position hurts most (the weight's size sweep: BENCHMARKS.md, "Sort keys")."""
+    import torch
+
     means = torch.sign(splats.means) * torch.log1p(splats.means.abs())
     key = torch.cat([means, splats.log_scales, splats.sh0[:, 0]], dim=1).to(torch.float32)
     key = (key - key.mean(0)) / key.std(0, correction=0).clamp_min(1e-12)
@@ -559,6 +567,8 @@ def choose_sort(splats: Splats) -> str:
     """The grid order ``sort="auto"`` picks: "morton" when the input order is already spatially ordered, else
     "plas". A guess from the input order alone: whether PLAS beats Morton depends on the content, and it missed
     both ways on the scenes in BENCHMARKS.md ("SOG encoder"). Costs a Morton sort and a band of grid rows."""
+    import torch
+
     from splatpack.sort import grid_order
     from splatpack.sort.quality import neighbour_distance
 
@@ -594,6 +604,10 @@ def encode(
     ``kmeans_iterations`` override them (palette default: splat-transform's rule, ``palette_size``). The WebP
     defaults (method 1, quality 100) were the smallest and among the fastest (BENCHMARKS.md, "SOG encoder").
     """
+    import torch
+
+    from splatpack.quant.kmeans import kmeans_1d, kmeans_palette
+
     n = len(splats)
     if n == 0:
         raise SplatpackError("cannot write an empty scene as SOG", source)
@@ -613,9 +627,10 @@ def encode(
 
     from splatpack.sort import grid_order
 
-    if sort == "auto":
-        sort = choose_sort(splats)
-    order, grid_width = grid_order(texture_key(splats), sort, width=width, seed=seed)
+    with stage("sort"):
+        if sort == "auto":
+            sort = choose_sort(splats)
+        order, grid_width = grid_order(texture_key(splats), sort, width=width, seed=seed)
     order = np.asarray(order, dtype=np.int64)
     if grid_width != width:
         width, height = grid_width, math.ceil(n / grid_width / 4) * 4
@@ -653,7 +668,8 @@ def encode(
         k = SH_REST_COUNT[degree]
         # Rows in f_rest order (channel-major), the order the palette texels store them in.
         rest = s.shN[:, :k].permute(0, 2, 1).reshape(n, 3 * k).numpy()
-        entries, labels = kmeans_palette(rest, palette, kmeans_iterations, seed)
+        with stage("palette"):
+            entries, labels = kmeans_palette(rest, palette, kmeans_iterations, seed)
         book, codes = kmeans_1d(entries)
         m = len(entries)
         rows = math.ceil(m / PALETTE_ROW)
@@ -669,9 +685,13 @@ def encode(
             "files": ["shN_centroids.webp", "shN_labels.webp"],
         }
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+    with stage("encode", total=len(textures)) as progress, concurrent.futures.ThreadPoolExecutor(2) as pool:
         jobs = {name: pool.submit(_webp, tex, webp_method, webp_quality) for name, tex in textures.items()}
-        return meta, {name: job.result() for name, job in jobs.items()}
+        files = {}
+        for name, job in jobs.items():
+            files[name] = job.result()
+            progress.advance()
+        return meta, files
 
 
 def write(splats: Splats, path: str | os.PathLike, **options) -> None:

@@ -26,6 +26,7 @@ import math
 import os
 import re
 import struct
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,8 +34,10 @@ from splatpack.errors import SplatpackError
 from splatpack.io import spk_codec as codec
 from splatpack.io.atomic import atomic_output
 from splatpack.io.files import check_expansion, read_input_bytes
-from splatpack.omg.compact import CompactScene, SvqCode, layout
-from splatpack.scene import Splats
+from splatpack.scene import Arrays, Splats
+
+if TYPE_CHECKING:
+    from splatpack.omg.compact import CompactScene, SvqCode
 
 MAGIC = b"SPK\x00"
 VERSION = 1
@@ -49,6 +52,14 @@ _F16_MAX = float(np.finfo(np.float16).max)
 
 
 # ---------------------------------------------------------------------------------------------- quantization
+
+
+def _compact():
+    """``splatpack.omg.compact``, imported on first use: it needs torch, which detecting a file's format (every
+    reader's ``sniff``) must not import."""
+    from splatpack.omg import compact
+
+    return compact
 
 
 def _position_mode(positions: str) -> int:
@@ -104,7 +115,7 @@ def _sorted_code(code: SvqCode, name: str) -> SvqCode:
         books.append(_fp16(book[order], f"attribute {name}, codebook {s}"))
         columns.append(rank[code.indices[:, s]])
     indices = np.stack(columns, axis=1) if columns else code.indices
-    return SvqCode(books, indices)
+    return _compact().SvqCode(books, indices)
 
 
 @dataclasses.dataclass
@@ -141,8 +152,9 @@ def _prepare(scene: CompactScene, positions: str, order: str) -> _Stored:
         cells = _fixed_cells(p, lo, hi, bits)
     rows = np.argsort(codec.morton(cells), kind="stable")
     cells = cells[rows]
+    svq = _compact().SvqCode
     attrs = {
-        name: _sorted_code(a.select(rows), name) if isinstance(a, SvqCode) else _fp16(a[rows], f"attribute {name}")
+        name: _sorted_code(a.select(rows), name) if isinstance(a, svq) else _fp16(a[rows], f"attribute {name}")
         for name, a in scene.attributes.items()
     }
     fields = None
@@ -201,7 +213,7 @@ def encode(scene: CompactScene, *, positions: str = "fp16", order: str = "morton
     sections.append(("positions", codec.encode_positions(st.cells, st.bits)))
     for name in s.layout():
         attr = s.attributes[name]
-        if isinstance(attr, SvqCode):
+        if isinstance(attr, _compact().SvqCode):
             entries[name] = {"svq": [list(book.shape) for book in attr.codebooks]}
             sections.append((f"{name}.indices", codec.encode_indices(attr.indices, [len(b) for b in attr.codebooks])))
             sections.append((f"{name}.codebooks", b"".join(b.astype("<f2").tobytes() for b in attr.codebooks)))
@@ -392,7 +404,7 @@ def _load(path) -> tuple[tuple, dict[str, memoryview], dict, int]:
     if missing:
         raise SplatpackError(f"missing section {missing[0]!r}", path)
     widths = {name: sum(d for _, d in e) if isinstance(e, list) else e for name, e in m["layout"].items()}
-    want = layout(header[1], fields=m["fields"] is not None)
+    want = _compact().layout(header[1], fields=m["fields"] is not None)
     if widths != want:
         raise SplatpackError(f"attribute layout {widths} does not match SH degree {header[1]}'s {want}", path)
     for name, entry in m["layout"].items():
@@ -441,7 +453,7 @@ def _decode_attribute(name: str, entry, sections: dict, n: int, path):
         indices = codec.decode_indices(bytes(sections[f"{name}.indices"]), [k for k, _ in entry], n)
     except ValueError as exc:
         raise SplatpackError(f"section {name}.indices: {exc}", path) from None
-    return SvqCode(books, indices)
+    return _compact().SvqCode(books, indices)
 
 
 def read_compact(path: str | os.PathLike) -> CompactScene:
@@ -467,7 +479,9 @@ def read_compact(path: str | os.PathLike) -> CompactScene:
             at += size
         config = m["fields"]["config"]
     try:
-        return CompactScene(positions, attrs, degree, fields, config, m["rotation"], m["translation"], m["scale"])
+        return _compact().CompactScene(
+            positions, attrs, degree, fields, config, m["rotation"], m["translation"], m["scale"]
+        )
     except SplatpackError as exc:
         raise SplatpackError(exc.problem, path) from None
 
@@ -475,13 +489,13 @@ def read_compact(path: str | os.PathLike) -> CompactScene:
 # ---------------------------------------------------------------------------------------------- registry
 
 
-def read(path: str | os.PathLike) -> Splats:
+def read(path: str | os.PathLike, *, arrays: Arrays = "torch") -> Splats:
     """A ``.spk`` file baked to a standard 3DGS scene in the data frame (the fields evaluated once per Gaussian)."""
     scene = read_compact(path)
     if len(scene) == 0:  # as every reader: commands and viewers have nothing to show (read_compact accepts it)
         raise SplatpackError("the file holds zero Gaussians", path)
     try:
-        return scene.to_splats()
+        return scene.to_splats().as_arrays(arrays)
     except SplatpackError as exc:
         raise SplatpackError(exc.problem, path) from None
 
@@ -492,7 +506,7 @@ def write(splats: Splats, path: str | os.PathLike, *, positions: str = "fp16", o
     raw, ``rows_per_entry``, ``seed``), then ``write_compact`` with ``positions`` and ``order``."""
     try:
         _check_options(positions, order)  # refused before the k-means, not after
-        scene = CompactScene.from_splats(splats, **options)
+        scene = _compact().CompactScene.from_splats(splats, **options)
     except SplatpackError as exc:
         raise SplatpackError(exc.problem, path) from None
     write_compact(scene, path, positions=positions, order=order)

@@ -15,13 +15,12 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from splatpack.errors import SplatpackError
 from splatpack.io.atomic import atomic_output
 from splatpack.io.files import read_input_bytes
 from splatpack.io.values import linear_scales, unit_quaternions
-from splatpack.scene import SH_C0, Splats
+from splatpack.scene import SH_C0, Arrays, Splats
 
 RECORD = np.dtype([("position", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 4), ("rotation", "u1", 4)])
 # Opacities of exactly 0 or 1 would decode to an infinite logit.
@@ -37,13 +36,13 @@ def write(splats: Splats, path: str | os.PathLike) -> None:
     splats.validate(source=os.fspath(path))
     if len(splats) == 0:
         raise SplatpackError("cannot write a .splat file with zero Gaussians", path)
-    s = splats.detach().to("cpu", torch.float32)
+    s = splats.numpy(np.float32)
     records = np.empty(len(s), RECORD)
-    records["position"] = s.means.numpy()
-    records["scale"] = linear_scales(s.log_scales.numpy(), path)
-    records["rgba"][:, :3] = _to_u8((0.5 + SH_C0 * s.sh0[:, 0, :].double().numpy()) * 255)
-    records["rgba"][:, 3] = _to_u8(s.opacities.double().numpy() * 255)
-    records["rotation"] = _to_u8(unit_quaternions(s.quats.double().numpy()) * 128 + 128)
+    records["position"] = s.means
+    records["scale"] = linear_scales(s.log_scales, path)
+    records["rgba"][:, :3] = _to_u8((0.5 + SH_C0 * s.sh0[:, 0, :].astype(np.float64)) * 255)
+    records["rgba"][:, 3] = _to_u8(s.opacities.astype(np.float64) * 255)
+    records["rotation"] = _to_u8(unit_quaternions(s.quats.astype(np.float64)) * 128 + 128)
     with atomic_output(path) as tmp:
         records.tofile(tmp)
 
@@ -58,7 +57,7 @@ def _records(path) -> np.ndarray:
     return np.frombuffer(data, RECORD)
 
 
-def read(path: str | os.PathLike) -> Splats:
+def read(path: str | os.PathLike, *, arrays: Arrays = "torch") -> Splats:
     """Read a ``.splat`` file into ``Splats`` (SH degree 0)."""
     r = _records(path)
     position = r["position"].astype(np.float32)
@@ -82,6 +81,7 @@ def read(path: str | os.PathLike) -> Splats:
         sh0=(rgba[:, :3] - 0.5) / SH_C0,
         shN=np.zeros((len(r), 0, 3)),
         source=path,
+        arrays=arrays,
     )
 
 

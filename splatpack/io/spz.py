@@ -34,14 +34,13 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import torch
 import zstandard
 
 from splatpack.errors import SplatpackError
 from splatpack.io.atomic import atomic_output
 from splatpack.io.files import check_expansion, read_input_bytes
 from splatpack.io.values import unit_quaternions
-from splatpack.scene import SH_REST_COUNT, Splats
+from splatpack.scene import SH_REST_COUNT, Arrays, Splats
 
 MAGIC = b"NGSP"  # the reference's uint32 0x5053474e written little-endian
 LEGACY_HEADER = struct.Struct("<4sIIBBBB")
@@ -165,10 +164,8 @@ def _quantize_sh(sh: np.ndarray) -> np.ndarray:
 
 def _pack(splats: Splats, version: int, flip: bool, path) -> tuple[int, list[np.ndarray]]:
     """Fractional bits and the attribute arrays (uint8, file order) for ``splats``."""
-    s = splats.detach().to("cpu", torch.float32)
-    means = s.means.numpy()
-    quats = s.quats.numpy()
-    shN = s.shN.numpy()
+    s = splats.numpy(np.float32)
+    means, quats, shN = s.means, s.quats, s.shN
     if flip:
         means = means * _FLIP_P
         shN = shN * _FLIP_SH[: shN.shape[1], None]
@@ -181,10 +178,10 @@ def _pack(splats: Splats, version: int, flip: bool, path) -> tuple[int, list[np.
     # expf as a correctly rounded float32 (exp in float64, then rounded), like the reference's libm; numpy's
     # float32 exp is off by an ulp now and then, enough to flip a byte sitting on a rounding boundary.
     with np.errstate(over="ignore"):  # exp overflowing to inf gives alpha 0, as in the reference
-        e = np.exp(-s.opacity_logits.numpy().astype(np.float64)).astype(F32)
+        e = np.exp(-s.opacity_logits.astype(np.float64)).astype(F32)
     alphas = _to_u8(F32(1) / (F32(1) + e) * F32(255))
-    colors = _to_u8(s.sh0.numpy()[:, 0, :] * (F32(0.15) * F32(255)) + F32(127.5))
-    scales = _to_u8((s.log_scales.numpy() + F32(10)) * F32(16))
+    colors = _to_u8(s.sh0[:, 0, :] * (F32(0.15) * F32(255)) + F32(127.5))
+    scales = _to_u8((s.log_scales + F32(10)) * F32(16))
     arrays = [positions.astype(np.uint8).reshape(len(s), 9), alphas, colors, scales, _pack_rotations(q, version)]
     arrays.append(_quantize_sh(shN))
     return bits, arrays
@@ -410,7 +407,7 @@ def _unpack_rotations(r: np.ndarray, version: int) -> np.ndarray:
     return q
 
 
-def _decode(header: tuple, arrays: list[np.ndarray], flip: bool, path) -> Splats:
+def _decode(header: tuple, arrays: list[np.ndarray], flip: bool, path, kind: Arrays) -> Splats:
     version, count, sh_degree, bits, _ = header
     pos, alphas, colors, scales, rot, sh = arrays
     if version == 1:
@@ -437,14 +434,15 @@ def _decode(header: tuple, arrays: list[np.ndarray], flip: bool, path) -> Splats
         sh0=(colors / 255.0 - 0.5) / 0.15,
         shN=shN,
         source=path,
+        arrays=kind,
     )
 
 
-def read(path: str | os.PathLike, *, to_frame: str | None = None) -> Splats:
+def read(path: str | os.PathLike, *, to_frame: str | None = None, arrays: Arrays = "torch") -> Splats:
     """Read an SPZ file (v1-v4). ``to_frame="rdf"`` undoes a writer's RDF -> RUB conversion."""
     flip = _check_frame(to_frame, path)
-    header, arrays = _load(path)
-    return _decode(header, arrays, flip, path)
+    header, streams = _load(path)
+    return _decode(header, streams, flip, path, arrays)
 
 
 def sniff(path, head: bytes) -> bool:
