@@ -37,6 +37,20 @@ def _commands() -> dict[str, type]:
     return {name: importlib.import_module(f"splatpack.commands.{name}").Command for name in COMMANDS}
 
 
+def _parse(argv: list[str] | None):
+    """The command ``argv`` asks for. A known subcommand first is parsed on its own: importing every command
+    module and building every parser (tyro) would cost a file command a tenth of a second more."""
+    import tyro
+
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in COMMANDS:
+        command = importlib.import_module(f"splatpack.commands.{args[0]}").Command
+        return tyro.cli(command, prog=f"splatpack {args[0]}", args=args[1:])
+    return tyro.extras.subcommand_cli_from_dict(
+        _commands(), prog="splatpack", description="splatpack: small, fast, faithful Gaussian splats.", args=args
+    )
+
+
 def _subject(cmd) -> str:
     """The file a command was working on, for error lines that have no file of their own."""
     for field in ("input", "file", "config"):
@@ -51,19 +65,11 @@ def _one_line(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import tyro
-
-    commands = _commands()
     cmd = None
     in_main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there only
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
-        cmd = tyro.extras.subcommand_cli_from_dict(
-            {name: cls for name, cls in commands.items()},
-            prog="splatpack",
-            description="splatpack: small, fast, faithful Gaussian splats.",
-            args=argv,
-        )
+        cmd = _parse(argv)
         # numpy / Pillow warnings about hostile data would print before the one error line; the line says it all.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
