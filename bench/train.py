@@ -17,6 +17,7 @@ densification settings; with CUDA it runs unmodified.
                                     [--methods splatpack-base,splatpack,splatfacto] [--out bench/results/train.json]
                                     [--fox-random N --fox-random-scale S] [--sog-preset P]
                                     [--set METHOD.FIELD=VALUE ...]   e.g. --set splatpack.smoothness_lambda=0
+                                    [--reuse bench/results/earlier.json ...]
 
 Evaluation protocol (BENCHMARKS.md, "Evaluation protocol"). Training is bit-reproducible on one machine for a
 given seed, not across machines, and one seed's luck moves a method's held-out PSNR by tenths of a dB. So: the
@@ -25,6 +26,11 @@ the old 6-view split), every method runs with each of ``--seeds`` (seed-major, s
 complete pair), and each method is compared with ``--reference`` (default the plain baseline) as a *paired*
 difference: per seed, method minus reference on the same scene, machine and run; reported as mean +- standard
 error over the seeds (>= 5 seeds for a verdict), beside each method's own seed-to-seed spread.
+
+``--reuse FILE`` takes the rows of an earlier run instead of training them again (the reference's five seeds,
+typically): a row is reused only when scene, method, seed, the training settings, the method's ``--set``
+overrides and the torch thread count all match (training is bit-reproducible on one machine under those, and
+the thread count moves PSNR as much as a seed does), and it keeps a note of the file it came from.
 """
 
 from __future__ import annotations
@@ -33,7 +39,9 @@ import argparse
 import ast
 import contextlib
 import copy
+import json
 import math
+import shlex
 import tempfile
 from pathlib import Path
 
@@ -88,6 +96,36 @@ def parse_override(text: str) -> tuple[str, str, object]:
         raise argparse.ArgumentTypeError(f"{value!r} is not a Python literal") from None
 
 
+def overrides_of(method: str, args) -> list[str]:
+    """``method``'s ``--set`` overrides as sorted ``FIELD=VALUE`` strings (what a reused row must match)."""
+    return sorted(f"{field}={value!r}" for target, field, value in args.set if target == method)
+
+
+# Settings that change what a run trains; ``--reuse`` compares them (a file written before one of them was
+# recorded ran with its default).
+TRAINING_SETTINGS = (
+    "iterations", "fox_scale", "demo_extra_views", "fox_random", "fox_random_scale", "sog_refine_every", "sog_preset",
+)  # fmt: skip
+
+
+def reusable_rows(paths: list[Path], settings: dict, defaults: dict, threads: int) -> dict[tuple, dict]:
+    """Rows of earlier result files that this run may take instead of training: (scene, method, seed) -> row."""
+    found: dict[tuple, dict] = {}
+    for path in paths:
+        earlier = json.loads(Path(path).read_text())
+        same = all(earlier["settings"].get(k, defaults[k]) == settings[k] for k in TRAINING_SETTINGS)
+        if not same or earlier["meta"]["machine"]["torch_threads"] != threads:
+            print(f"--reuse {path}: other settings or thread count, none of its rows taken")
+            continue
+        for row in earlier["rows"]:
+            if "overrides" not in row:  # written before rows recorded them: the file's command line says
+                row["overrides"] = overrides_of(
+                    row["method"], _parser().parse_args(shlex.split(earlier["meta"]["command"])[2:])
+                )
+            found.setdefault((row["scene"], row["method"], row["seed"]), {"reused_from": str(path), **row})
+    return found
+
+
 # ---------------------------------------------------------------------------------------------- one run
 
 
@@ -112,6 +150,7 @@ def run(method: str, scene: str, data: Path, work: Path, args) -> dict:
         "method": method,
         "seed": args.seed,
         "iterations": args.iterations,
+        "overrides": overrides_of(method, args),
         "gaussians": report["num_gaussians"],
         "psnr": report["trained_psnr"],
         "ssim": report["trained_ssim"],
@@ -122,6 +161,10 @@ def run(method: str, scene: str, data: Path, work: Path, args) -> dict:
             int(trainer.pipeline.datamanager.train_dataset.cameras.height[0]),
         ],
     }
+    model = trainer.pipeline.model
+    if hasattr(model, "omg_events"):  # OMG: its events and what accumulating importance cost
+        row["omg_events"] = [list(e) for e in model.omg_events]
+        row["importance_seconds"] = model.importance_seconds
     for name, entry in files.items():
         fmt = name.split(".")[-1]
         row[f"{fmt}_bytes"], row[f"{fmt}_psnr"], row[f"{fmt}_ssim"] = entry["bytes"], entry["psnr"], entry["ssim"]
@@ -237,7 +280,7 @@ def summarize(rows: list[dict]) -> list[dict]:
     return out
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenes", default="demo,fox", help="comma-separated: demo (generated into data/demo), fox")
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
@@ -278,6 +321,20 @@ def main() -> None:
     ap.add_argument("--sog-preset", default="tiny", help="SOG preset of every run's export")
     ap.add_argument("--work", type=Path, default=None, help="keep runs and exports here (default: a temp folder)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "train.json")
+    ap.add_argument(
+        "--reuse",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="RESULTS.json",
+        help="take matching rows (scene, method, seed, settings, overrides, thread count) from an earlier run "
+        "instead of training them; repeatable",
+    )
+    return ap
+
+
+def main() -> None:
+    ap = _parser()
     args = ap.parse_args()
     seeds = [int(x) for x in args.seeds.split(",")]
 
@@ -292,7 +349,15 @@ def main() -> None:
         "seeds": seeds,
         "reference": args.reference,
         "demo_extra_views": args.demo_extra_views,
+        "fox_random": args.fox_random,
+        "fox_random_scale": args.fox_random_scale,
+        "sog_refine_every": args.sog_refine_every,
+        "sog_preset": args.sog_preset,
     }
+    import torch
+
+    defaults = {k: ap.get_default(k) for k in TRAINING_SETTINGS}
+    earlier = reusable_rows(args.reuse, settings, defaults, torch.get_num_threads())
     rows = []
     with contextlib.ExitStack() as stack:
         work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="splatpack-bench-train-")))
@@ -303,8 +368,13 @@ def main() -> None:
                 continue
             for seed in seeds:  # seed-major: every finished seed is a complete pair
                 for method in args.methods.split(","):
-                    print(f"== {scene} / {method} / seed {seed}", flush=True)
                     args.seed = seed
+                    row = earlier.get((scene, method, seed))
+                    if row is not None and row.get("overrides", []) == overrides_of(method, args):
+                        print(f"== {scene} / {method} / seed {seed}: reused from {row['reused_from']}", flush=True)
+                        rows.append(row)
+                        continue
+                    print(f"== {scene} / {method} / seed {seed}", flush=True)
                     rows.append(run(method, scene, data, work, args))
                     summary, pairs = summarize(rows), paired(rows, args.reference)
                     print_table(rows, RUN_COLUMNS)

@@ -7,6 +7,7 @@ import torch
 
 from splatpack.errors import SplatpackError
 from splatpack.omg.densify import blur_split_mask
+from splatpack.omg.depth_reinit import per_view_counts, unproject, view_points
 from splatpack.omg.pruning import PRESETS, distinctiveness, keep_by_score_mass, ld_scores, tau_of
 from splatpack.omg.sampling import knn_distance, restart_values, sample_by_importance, sample_count
 from splatpack.sort.morton import morton_order
@@ -127,3 +128,55 @@ def test_blur_split_threshold_is_one_5000th_of_the_image():
     # 640 x 760 / 5000 = 97.28 pixels
     assert blur_split_mask(dominant_max, 640, 760).tolist() == [False, False, False, True]
     assert blur_split_mask(torch.tensor([1, 2]), 40, 30).tolist() == [True, True]  # 0.24 px: any dominance
+
+
+def _camera(width=32, height=24):
+    """A camera 3 units from the origin looking at it (world-to-camera, OpenCV axes) and its intrinsics."""
+    angle = 0.4
+    rot = torch.tensor(
+        [[1.0, 0.0, 0.0], [0.0, torch.cos(torch.tensor(angle)), -torch.sin(torch.tensor(angle))],
+         [0.0, torch.sin(torch.tensor(angle)), torch.cos(torch.tensor(angle))]], dtype=torch.float64,
+    )  # fmt: skip
+    viewmat = torch.eye(4, dtype=torch.float64)
+    viewmat[:3, :3], viewmat[:3, 3] = rot, torch.tensor([0.2, -0.1, 3.0], dtype=torch.float64)
+    K = torch.tensor([[30.0, 0, width / 2 - 0.3], [0, 31.0, height / 2 + 0.2], [0, 0, 1]], dtype=torch.float64)
+    return viewmat, K
+
+
+def test_unprojected_points_project_back_to_their_pixel_centres_at_their_depth():
+    viewmat, K = _camera()
+    g = torch.Generator().manual_seed(0)
+    depth = 1.0 + 4.0 * torch.rand(24, 32, generator=g, dtype=torch.float64)
+    pixels = torch.randperm(24 * 32, generator=g)[:100]
+    world = unproject(depth, pixels, viewmat, K)
+    cam = world @ viewmat[:3, :3].T + viewmat[:3, 3]
+    assert torch.allclose(cam[:, 2], depth.reshape(-1)[pixels])
+    uv = (cam[:, :2] / cam[:, 2:]) * torch.stack([K[0, 0], K[1, 1]]) + torch.stack([K[0, 2], K[1, 2]])
+    assert torch.allclose(uv[:, 0], (pixels % 32).double() + 0.5)
+    assert torch.allclose(uv[:, 1], (pixels // 32).double() + 0.5)
+
+
+def test_depth_points_come_only_from_covered_pixels_with_their_image_colours():
+    viewmat, K = _camera()
+    depth = torch.full((24, 32), 2.0, dtype=torch.float64)
+    alpha = torch.zeros(24, 32, dtype=torch.float64)
+    alpha[5:9, 10:20] = torch.linspace(0.1, 1.0, 40, dtype=torch.float64).reshape(4, 10)  # 40 covered pixels
+    image = torch.rand(24, 32, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    points, colours = view_points(depth, alpha, image, viewmat, K, 25, torch.Generator().manual_seed(2))
+    assert points.shape == (25, 3) and colours.shape == (25, 3)
+    cam = points @ viewmat[:3, :3].T + viewmat[:3, 3]
+    u = (cam[:, 0] / cam[:, 2] * K[0, 0] + K[0, 2] - 0.5).round().long()
+    v = (cam[:, 1] / cam[:, 2] * K[1, 1] + K[1, 2] - 0.5).round().long()
+    assert (alpha[v, u] > 0).all() and len(set(zip(u.tolist(), v.tolist()))) == 25  # covered, each at most once
+    assert torch.equal(colours, image[v, u])
+    # More points than covered pixels: every covered pixel once, nothing from the empty rest of the view.
+    points, _ = view_points(depth, alpha, image, viewmat, K, 1000, torch.Generator().manual_seed(2))
+    assert points.shape == (40, 3)
+    none, _ = view_points(depth, torch.zeros_like(alpha), image, viewmat, K, 10, torch.Generator())
+    assert none.shape == (0, 3)
+
+
+def test_depth_points_are_shared_evenly_between_views():
+    assert per_view_counts(10, 4) == [3, 3, 2, 2] and sum(per_view_counts(3_500_000, 42)) == 3_500_000
+    with pytest.raises(SplatpackError):
+        per_view_counts(10, 0)

@@ -24,7 +24,8 @@ SCHEDULE = dict(warmup_length=10, refine_every=10, stop_split_at=30)
 
 def _short(model_config, **overrides):
     """``model_config`` on the 60-step schedule (``num_downscales`` 0: every step at 40x30)."""
-    for name, value in {**SCHEDULE, "num_downscales": 0, "sh_degree_interval": 20, **overrides}.items():
+    fixed = {**SCHEDULE, "num_downscales": 0, "sh_degree_interval": 20, "depth_reinit_at": ()}
+    for name, value in {**fixed, **overrides}.items():
         setattr(model_config, name, value)
     return model_config
 
@@ -56,12 +57,14 @@ def omg_run(demo_scene, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def omg_raw_run(demo_scene, tmp_path_factory):
-    """The "no MLP" ablation: raw per-Gaussian colour, opacity and SH throughout, SVQ'd at step 50."""
+    """The "no MLP" ablation: raw per-Gaussian colour, opacity and SH throughout, SVQ'd at step 50; with a depth
+    re-initialisation at step 15 (as many points as Gaussians)."""
     from splatpack.nerfstudio.omg import OmgModelConfig
 
     model = _short(
-        OmgModelConfig(), sample_at=30, sample_lr_rewind_to=10, prune_at=40, blur_split=False, fields_at=-1, svq_at=50
-    )
+        OmgModelConfig(), sample_at=30, sample_lr_rewind_to=10, prune_at=40, blur_split=False, fields_at=-1, svq_at=50,
+        depth_reinit_at=(15,), depth_reinit_points=0,
+    )  # fmt: skip
     return _run(demo_scene, tmp_path_factory.mktemp("omg_raw"), model, "splatpack-omg", export=False)
 
 
@@ -161,6 +164,19 @@ def test_compact_scene_is_the_trained_model(run, request):
     code = compact.attributes["log_scales"]
     raw = model.gauss_params["scales"].detach().cpu().numpy()
     assert np.array_equal(svq.reassign(code, raw).indices, code.indices)
+
+
+def test_depth_reinit_recreates_every_gaussian_and_training_goes_on(omg_raw_run):
+    """The re-initialisation at step 15 kept the count (points = 0: as many as Gaussians), densification then grew
+    the new set, and the run ended at test quality (``test_omg_keeps_fewer_gaussians_at_baseline_quality`` holds
+    the same bound for the run without it). After SVQ it would desynchronise the codebook indices: refused."""
+    model = omg_raw_run.pipeline.model
+    events = {name: (step, before, after) for name, step, before, after in model.omg_events}
+    assert events["depth_reinit"][0] == 15 and events["depth_reinit"][1] == events["depth_reinit"][2] > 1000
+    assert events["sample"][1] > events["depth_reinit"][2]  # densified between 15 and 30
+    assert omg_raw_run.pipeline.get_average_eval_image_metrics()["psnr"] > 13.0
+    with pytest.raises(RuntimeError, match="SVQ"):
+        model.depth_reinit()
 
 
 # After the OMG-only tests, so that this test's time limit covers the baseline's training alone.

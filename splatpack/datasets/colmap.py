@@ -313,6 +313,14 @@ def load_colmap(
     The split comes from ``train_list.txt`` / ``test_list.txt`` beside ``images/`` when present (as nerfstudio's
     COLMAP parser reads them), else every ``test_every``-th image (0, 8, 16, ...) is the test set.
     """
+    frames, root = colmap_frames(folder)
+    lists = read_split_lists(root)
+    return build_camera_set(split_frames(frames, split, test_every, lists, root), downscale)
+
+
+def colmap_frames(folder: str | os.PathLike) -> tuple[list[FrameSpec], Path]:
+    """The cameras of a COLMAP scene (``load_colmap``'s ``folder``), sorted by image name, without loading any
+    image; and the scene root."""
     model, root = find_model(folder)
     cameras = read_cameras_binary(model / "cameras.bin")
     images = sorted(read_images_binary(model / "images.bin").values(), key=lambda im: im.name)
@@ -328,5 +336,4 @@ def load_colmap(
         viewmat[:3, :3] = qvec_to_rotmat(im.qvec)
         viewmat[:3, 3] = im.tvec
         frames.append(FrameSpec(root / "images" / im.name, im.name, viewmat, k, dist, cam.width, cam.height))
-    lists = read_split_lists(root)
-    return build_camera_set(split_frames(frames, split, test_every, lists, root), downscale)
+    return frames, root

@@ -75,6 +75,18 @@ def load_transforms(
     Frames are sorted by file path (as nerfstudio does). The split comes from ``train_filenames`` /
     ``val_filenames`` / ``test_filenames`` when present, else every ``test_every``-th frame is held out.
     """
+    frames, meta, json_path = transforms_frames(path)
+    lists = {
+        key: {os.path.normpath(name) for name in meta[f"{key}_filenames"]}
+        for key in ("train", "val", "test")
+        if f"{key}_filenames" in meta
+    }
+    return build_camera_set(split_frames(frames, split, test_every, lists or None, json_path), downscale)
+
+
+def transforms_frames(path: str | os.PathLike) -> tuple[list[FrameSpec], dict, Path]:
+    """The cameras of a ``transforms.json`` (the file or its folder), sorted by file path, without loading any
+    image; the file's contents and its path."""
     json_path = transforms_path(path)
     meta = read_json(json_path)
     root = json_path.parent
@@ -89,9 +101,4 @@ def load_transforms(
     except (KeyError, TypeError, ValueError) as exc:
         raise SplatpackError(f"malformed frame entry ({exc})", json_path) from None
     frames.sort(key=lambda f: f.name)
-    lists = {
-        key: {os.path.normpath(name) for name in meta[f"{key}_filenames"]}
-        for key in ("train", "val", "test")
-        if f"{key}_filenames" in meta
-    }
-    return build_camera_set(split_frames(frames, split, test_every, lists or None, json_path), downscale)
+    return frames, meta, json_path

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from gsplat.strategy import ops as gsplat_ops
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
 from nerfstudio.utils.rich_utils import CONSOLE
@@ -50,11 +51,13 @@ from splatpack.nerfstudio.convert import NEAR_PLANE
 from splatpack.nerfstudio.model import SplatpackModel, SplatpackModelConfig
 from splatpack.omg.compact import CompactScene, canonical_quats, codebook_cap
 from splatpack.omg.densify import blur_split_mask
+from splatpack.omg.depth_reinit import per_view_counts, view_points
 from splatpack.omg.fields import AttributeFields, FieldConfig
 from splatpack.omg.pruning import keep_by_score_mass, ld_scores, tau_of
 from splatpack.omg.sampling import restart_values, sample_by_importance
 from splatpack.quant import svq
 from splatpack.quant.svq import SvqCode
+from splatpack.render import rasterize
 from splatpack.render.importance import Importance, accumulate_importance
 from splatpack.scene import SH_C0, SH_REST_COUNT, rgb_to_sh0
 from splatpack.train import ops
@@ -72,6 +75,12 @@ class OmgModelConfig(SplatpackModelConfig):
     """splatpack's plain 3DGS model with OMG's sampling, LD pruning and Mini-Splatting densification."""
 
     _target: type = field(default_factory=lambda: OmgModel)
+    depth_reinit_at: tuple[int, ...] = (5000, 10000)
+    """Steps of Mini-Splatting's depth re-initialisation, which re-creates every Gaussian from points drawn on the
+    rendered depth of the training views (OMG: 5k and 10k; empty: off)."""
+    depth_reinit_points: int = 3_500_000
+    """Points (= Gaussians) each depth re-initialisation creates, over all training views (Mini-Splatting: 3.5M;
+    0: as many as there are Gaussians at that step)."""
     sample_at: int = 15000
     """Step of the intersection-preserving sampling (-1: off)."""
     sample_ratio: float = 0.5
@@ -156,12 +165,17 @@ class OmgModel(SplatpackModel):
         cfg = self.config
         tau_of(cfg.preset)  # a bad preset fails at start-up, not at the pruning step
         later = [e for e in (cfg.stop_split_at, cfg.sample_at, cfg.prune_at) if e != OFF]
+        following = [e for e in (cfg.sample_at, cfg.fields_at, cfg.prune_at, cfg.svq_at) if e != OFF]
+        if cfg.depth_reinit_at and following and max(cfg.depth_reinit_at) >= min(following):
+            raise ValueError("depth re-initialisation re-creates every Gaussian: it must come before sampling, "
+                             "the fields, pruning and SVQ")  # fmt: skip
         if cfg.svq_at != OFF and later and cfg.svq_at <= max(later):
             raise ValueError(
                 "SVQ freezes the Gaussians' attributes: svq_at must come after densification, sampling and pruning"
             )
         self._schedulers = {}
         self._train_cameras = None
+        self._train_images = None  # the datamanager's cached training images (depth re-initialisation's colours)
         self._generator = torch.Generator().manual_seed(cfg.seed)
         self.omg_events: list[tuple[str, int, int, int]] = []  # (event, step, Gaussians before, after)
         self.importance_seconds = 0.0  # wall time spent accumulating importance (the goal: < 10 % of training)
@@ -275,36 +289,46 @@ class OmgModel(SplatpackModel):
             self._schedulers = optimizers.schedulers
         if pipeline is not None:
             self._train_cameras = pipeline.datamanager.train_dataset.cameras
+            self._train_images = getattr(pipeline.datamanager, "cached_train", None)
         return callbacks
 
     # ------------------------------------------------------------------ importance
 
-    @torch.no_grad()
-    def training_view_importance(self) -> list[tuple[int, int, Importance]]:
-        """Importance over all training views at the current training resolution, one entry per image size."""
+    def _training_views(self) -> list[tuple[int, int, torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """The training views at the current training resolution, grouped by image size: (width, height, view
+        indices, viewmats, Ks) per size."""
         if self._train_cameras is None:
             raise RuntimeError("OMG's importance needs the training cameras (set when training starts)")
-        start = time.perf_counter()
         # A copy: rescaling truncates odd image sizes, so scaling the dataset's cameras down and back would not
         # restore them.
         cameras = copy.deepcopy(self._train_cameras).to(self.device)
-        scale = self._get_downscale_factor()
-        cameras.rescale_output_resolution(1 / scale)
+        cameras.rescale_output_resolution(1 / self._get_downscale_factor())
         widths, heights = cameras.width.reshape(-1).tolist(), cameras.height.reshape(-1).tolist()
         viewmats = camera_to_viewmats(cameras.camera_to_worlds)
         Ks = cameras.get_intrinsics_matrices()
-        means, quats = self.means.detach(), self.quats.detach()
-        scales = torch.exp(self.scales.detach())
-        opacities = torch.sigmoid(self.opacities.detach()).reshape(-1)
-        results = []
+        groups = []
         for w, h in sorted(set(zip(widths, heights))):
             views = torch.tensor([i for i, size in enumerate(zip(widths, heights)) if size == (w, h)])
+            groups.append((int(w), int(h), views, viewmats[views], Ks[views]))
+        return groups
+
+    def _activated(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Detached means, quaternions, scales and opacities (N,), as the renderer takes them."""
+        opacities = torch.sigmoid(self.opacities.detach()).reshape(-1)
+        return self.means.detach(), self.quats.detach(), torch.exp(self.scales.detach()), opacities
+
+    @torch.no_grad()
+    def training_view_importance(self) -> list[tuple[int, int, Importance]]:
+        """Importance over all training views at the current training resolution, one entry per image size."""
+        start = time.perf_counter()
+        results = []
+        for w, h, _, viewmats, Ks in self._training_views():
             imp = accumulate_importance(
-                means, quats, scales, opacities, viewmats[views], Ks[views], int(w), int(h),
+                *self._activated(), viewmats, Ks, w, h,
                 cameras_per_chunk=self.config.importance_cameras_per_chunk,
                 near_plane=NEAR_PLANE, rasterize_mode=self.config.rasterize_mode,
             )  # fmt: skip
-            results.append((int(w), int(h), imp))
+            results.append((w, h, imp))
         self.importance_seconds += time.perf_counter() - start
         return results
 
@@ -320,6 +344,8 @@ class OmgModel(SplatpackModel):
         cfg = self.config
         if cfg.blur_split and refines:
             self.blur_split()
+        if step in cfg.depth_reinit_at:
+            self.depth_reinit()
         if step == cfg.sample_at:
             self.sample()
         if step == cfg.fields_at:
@@ -367,13 +393,7 @@ class OmgModel(SplatpackModel):
             return self.num_points
         values = {name: p.detach()[keep] for name, p in self.gauss_params.items()}
         values.update(restart_values(self.means.detach()[keep]))
-        ops.remove(
-            self.gauss_params,
-            self.optimizers,
-            self.strategy_state,
-            torch.ones(before, dtype=torch.bool, device=self.device),
-        )
-        ops.append(self.gauss_params, self.optimizers, self.strategy_state, values)
+        self._replace_all(values)
         scheduler = self._schedulers.get("means")
         if scheduler is not None:
             # OMG continues with update_learning_rate(step - sample_at + rewind_to): move the schedule back.
@@ -383,6 +403,57 @@ class OmgModel(SplatpackModel):
                 group["lr"] = lr
             scheduler._last_lr = lrs
         self._log("sample", before)
+        return self.num_points
+
+    def _replace_all(self, values: dict[str, torch.Tensor]) -> None:
+        """Replace every Gaussian by new ones, ``values`` (M, ...) per parameter, with fresh optimizer moments and
+        densification statistics."""
+        everything = torch.ones(self.num_points, dtype=torch.bool, device=self.device)
+        ops.remove(self.gauss_params, self.optimizers, self.strategy_state, everything)
+        ops.append(self.gauss_params, self.optimizers, self.strategy_state, values)
+
+    def _train_image(self, index: int, width: int, height: int) -> torch.Tensor:
+        """Training image ``index`` as (height, width, 3) floats in [0, 1] (area-resampled to the render size)."""
+        if self._train_images is None:
+            raise RuntimeError("depth re-initialisation needs the cached training images (set when training starts)")
+        image = self._train_images[index]["image"][..., :3].to(self.device)
+        image = image.float() / 255.0 if image.dtype == torch.uint8 else image.float()
+        if tuple(image.shape[:2]) != (height, width):
+            image = F.interpolate(image.permute(2, 0, 1)[None], size=(height, width), mode="area")[0].permute(1, 2, 0)
+        return image
+
+    @torch.no_grad()
+    def depth_reinit(self) -> int:
+        """Mini-Splatting's depth re-initialisation (``splatpack.omg.depth_reinit``); returns the new count."""
+        if len(self.svq_indices):
+            raise RuntimeError("depth re-initialisation after SVQ would leave the codebook indices behind")
+        before = self.num_points
+        groups = self._training_views()
+        counts = iter(per_view_counts(self.config.depth_reinit_points or before, sum(len(g[2]) for g in groups)))
+        means, quats, scales, opacities = self._activated()
+        points, colours = [], []
+        for w, h, views, viewmats, Ks in groups:
+            for j, index in enumerate(views.tolist()):
+                out = rasterize(
+                    means, quats, scales, opacities, torch.zeros_like(means), viewmats[j : j + 1], Ks[j : j + 1],
+                    w, h, near_plane=NEAR_PLANE, rasterize_mode=self.config.rasterize_mode,
+                )  # fmt: skip
+                p, c = view_points(
+                    out.depth[0, ..., 0], out.alpha[0, ..., 0], self._train_image(index, w, h), viewmats[j], Ks[j],
+                    next(counts), self._generator,
+                )  # fmt: skip
+                points.append(p)
+                colours.append(c)
+        points, colours = torch.cat(points), torch.cat(colours).clamp(1e-3, 1 - 1e-3)
+        if len(points) == 0:
+            self._log("depth_reinit (nothing rendered; kept the Gaussians)", before)
+            return before
+        values = {name: p.new_zeros((len(points), *p.shape[1:])) for name, p in self.gauss_params.items()}
+        values["means"] = points
+        values["features_dc"] = rgb_to_sh0(colours) if self.config.sh_degree > 0 else torch.logit(colours)
+        values.update(restart_values(points))
+        self._replace_all(values)
+        self._log("depth_reinit", before)
         return self.num_points
 
     @torch.no_grad()
