@@ -2,13 +2,16 @@
 
 Every format module (``splatpack/io/<name>.py``) provides:
 
-- ``read(path) -> Splats`` — raises ``SplatpackError`` naming the file and the problem for bad input;
+- ``read(path, *, arrays="torch") -> Splats`` — raises ``SplatpackError`` naming the file and the problem for bad
+  input; ``arrays="numpy"`` builds a numpy-backed scene (every reader but .spk's and glTF's then runs without
+  importing torch);
 - ``write(splats, path, **options)`` — optional; must write through ``atomic_output`` (a folder form through
   ``atomic_folder``) so nothing half-written is ever left behind;
 - ``sniff(path, head: bytes) -> bool`` — whether a file with these first bytes is in this format;
 - ``describe(path) -> dict`` — optional extra facts for ``splatpack info`` (version, flags, ...).
 
-Modules are imported lazily so a broken optional dependency of one format never breaks the others.
+Modules are imported lazily so a broken optional dependency of one format never breaks the others, and detection
+tries the format a file's name implies first, so converting a file imports no other format's module.
 """
 
 from __future__ import annotations
@@ -95,8 +98,8 @@ def read(
     """Read any supported splat file into ``Splats`` (float32, CPU).
 
     ``nonfinite`` is the policy for NaN/Inf values (``splatpack.edit.nonfinite``: clamp, drop or error; default
-    clamp); ``arrays`` is what the scene holds: torch tensors, or numpy arrays (every reader but .spk's then runs
-    without importing torch); ``options`` go to the format's reader (``lod_level`` for LOD SOG).
+    clamp); ``arrays`` is what the scene holds: torch tensors, or numpy arrays (every reader but .spk's and glTF's
+    then runs without importing torch); ``options`` go to the format's reader (``lod_level`` for LOD SOG).
     """
     fmt = format or detect_format(path)
     mod = format_module(fmt)
