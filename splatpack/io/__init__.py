@@ -11,7 +11,8 @@ Every format module (``splatpack/io/<name>.py``) provides:
 - ``describe(path) -> dict`` — optional extra facts for ``splatpack info`` (version, flags, ...).
 
 Modules are imported lazily so a broken optional dependency of one format never breaks the others, and detection
-tries the format a file's name implies first, so converting a file imports no other format's module.
+tries the format a file's name implies first, so a file that is what its name says imports no other format module
+(.splat has no magic number: its detection still asks every other format, none of which imports torch to answer).
 """
 
 from __future__ import annotations
