@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
 
+import splatpack.io as sio
 from splatpack.distill.fit import DistillConfig, distill, prune
 from splatpack.distill.report import compress_scene
 from splatpack.distill.rig import (
@@ -162,3 +166,46 @@ def test_target_psnr_tries_larger_presets_until_it_is_met(ball_views, tmp_path):
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
     easy = compress_scene(ball, tmp_path / "e.spk", fit, held, config=DistillConfig(steps=60), target_psnr=5)
     assert [t["preset"] for t in easy["tries"]] == ["XS"] and easy["target_met"] is True
+
+
+# ---------------------------------------------------------------------------------------------- command line
+
+
+def _cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "splatpack.cli", *map(str, args)], capture_output=True, text=True, timeout=600
+    )
+
+
+def test_compress_to_spk_distils_and_reports(tmp_path):
+    """``splatpack compress in.ply out.spk`` end to end: summary line, report JSON + PNG, deterministic bytes."""
+    ply = tmp_path / "ball.ply"
+    sio.write(textured_ball(), ply)
+    args = ("--steps", "40", "--views", "32", "--size", "32", "--seed", "5")
+    r = _cli("compress", ply, tmp_path / "a.spk", *args, "--preset", "M", "--report", tmp_path / "a.json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "a.json").read_text())
+    assert "3,000 -> " in r.stdout and f"held-out render PSNR {report['held_out_psnr']:.2f} dB" in r.stdout
+    assert report["preset"] == "M" and report["bytes"] == (tmp_path / "a.spk").stat().st_size
+    assert (tmp_path / "a.png").stat().st_size > 0 and report["views_held_out"] == 4
+    r = _cli("compress", ply, tmp_path / "b.spk", *args, "--preset", "M", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "a.spk").read_bytes() == (tmp_path / "b.spk").read_bytes()
+    assert len(spk.read(tmp_path / "a.spk")) == report["gaussians_after"] < 3000
+
+
+def test_compress_to_spk_refuses_bad_options_in_one_line(tmp_path):
+    ply = tmp_path / "ball.ply"
+    sio.write(textured_ball(500), ply)
+    for extra, problem in (
+        (("--preset", "tiny"), "not a spk preset"),
+        (("--cameras", tmp_path / "nowhere.json"), "nowhere.json"),
+        (("--size", "4"), "--size 4"),
+    ):
+        r = _cli("compress", ply, tmp_path / "x.spk", "--steps", "5", *extra)
+        lines = [line for line in r.stderr.splitlines() if line.strip()]
+        assert r.returncode == 2 and len(lines) == 1 and problem in lines[0], (r.returncode, r.stderr)
+        assert "Traceback" not in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ball.ply"]  # nothing written
+    r = _cli("compress", ply, tmp_path / "x.sog", "--preset", "XS")
+    assert r.returncode == 2 and "not a sog preset" in r.stderr

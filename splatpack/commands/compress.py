@@ -5,18 +5,24 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import tyro
 
+from splatpack.distill.options import DistillOptions
 from splatpack.edit.nonfinite import Policy
+
+SOG_PRESETS = ("tiny", "small", "balanced", "high")
+SPK_PRESETS = ("XS", "S", "M", "L", "XL")
 
 
 @dataclasses.dataclass
 class Command:
     """Compress a splat file. The output format comes from OUT's extension (.spk, .spz, .sog, .splat, .ply)
     unless --format says otherwise. Any format splatpack reads is accepted as input. .spk (splatpack's own, the
-    smallest): fp16 positions coded losslessly, every other attribute sub-vector quantized; no training.
+    smallest): the scene distilled against renders of itself (OMG's pruning to the fewest Gaussians that keep
+    the picture, attributes fitted and sub-vector quantized; minutes on a CPU, progress shown; the summary gives
+    the held-out render PSNR against the input), or with --steps 0 every Gaussian quantized directly.
     PLY, compressed PLY, SPZ and .splat conversions run on numpy alone; SOG, LOD SOG, glTF and .spk load PyTorch
     (sorting, k-means, SH rotation), a few seconds more."""
 
@@ -30,8 +36,10 @@ class Command:
     """Keep spherical harmonics up to this degree (0-3; default: all the input has)."""
     spz_version: Literal[2, 3, 4] = 4
     """SPZ format version to write (4: zstd streams, the reference's default; 2/3: gzip, for older readers)."""
-    preset: Literal["tiny", "small", "balanced", "high"] = "balanced"
-    """Quality preset for the grid format (SOG): size versus fidelity of the SH palette and codebooks."""
+    preset: Literal["tiny", "small", "balanced", "high", "XS", "S", "M", "L", "XL"] | None = None
+    """Size preset. SOG: tiny / small / balanced (default) / high (SH palette and codebook sizes). .spk: XS
+    (default, the fewest Gaussians) / S / M / L / XL (OMG's pruning keeps 96 / 98 / 99 / 99.9 / 99.99 % of the
+    importance-distinctiveness score mass)."""
     sort: Literal["plas", "auto", "morton", "none"] = "plas"
     """How the grid format orders Gaussians into its 2D textures (PLAS gives the smallest files; auto: Morton when
     the input order is already spatial, else PLAS - a guess that BENCHMARKS.md shows can miss either way)."""
@@ -51,6 +59,8 @@ class Command:
     normals: bool = False
     """PLY output only: write the zero nx, ny, nz properties of the original 3DGS layout (12 bytes per Gaussian
     more; no splat reader needs them, splat-transform leaves them out too)."""
+    distill: Annotated[DistillOptions, tyro.conf.arg(name="")] = dataclasses.field(default_factory=DistillOptions)
+    """.spk output only (see DistillOptions)."""
     quiet: bool = False
     """No progress bars: only the summary line."""
     verbose: bool = False
@@ -85,6 +95,10 @@ class Command:
             if not 0 <= self.sh_degree <= 3:
                 raise SplatpackError(f"--sh-degree {self.sh_degree} is out of range 0-3")
             splats = splats.with_sh_degree(min(self.sh_degree, splats.sh_degree))
+        preset = self._preset(out_fmt)
+        if out_fmt == "spk" and self.distill.steps > 0:
+            self._distil(splats, in_fmt, preset, start)
+            return
         sort = self.sort
         if out_fmt == "sog" and sort == "auto":
             from splatpack.io.sog import choose_sort
@@ -92,8 +106,8 @@ class Command:
             sort = choose_sort(splats)
         options = {
             "spz": {"version": self.spz_version},
-            "sog": {"sort": sort, "seed": self.seed, "preset": self.preset},
-            "lod-sog": {"lod_levels": self.lod_levels, "seed": self.seed, "preset": self.preset},
+            "sog": {"sort": sort, "seed": self.seed, "preset": preset},
+            "lod-sog": {"lod_levels": self.lod_levels, "seed": self.seed, "preset": preset},
             "spk": {"positions": self.spk_positions, "seed": self.seed},
             "ply": {"normals": self.normals},
         }.get(out_fmt, {})
@@ -106,4 +120,44 @@ class Command:
             + (f"{sort} grid order, " if out_fmt == "sog" else "")
             + f"{ratio_text(in_size, out_size)} than the input, "
             f"{out_size / max(len(splats), 1):.2f} B/Gaussian, {time.perf_counter() - start:.1f} s"
+        )
+
+    def _preset(self, out_fmt: str) -> str | None:
+        """The size preset for ``out_fmt``: the one given, or the format's default (XS for .spk, balanced for
+        SOG); one of the other family fails. Formats without presets ignore it."""
+        from splatpack.errors import SplatpackError
+
+        family, default = {"spk": (SPK_PRESETS, "XS"), "sog": (SOG_PRESETS, "balanced")}.get(
+            "sog" if out_fmt == "lod-sog" else out_fmt, ((), None)
+        )
+        if self.preset is None or not family:
+            return default
+        if self.preset not in family:
+            raise SplatpackError(f"--preset {self.preset} is not a {out_fmt} preset; choose {', '.join(family)}")
+        return self.preset
+
+    def _distil(self, splats, in_fmt: str, preset: str, start: float) -> None:
+        from splatpack.distill.run import distil_to_file
+        from splatpack.errors import SplatpackError
+        from splatpack.io.files import human_bytes, path_size
+
+        try:
+            report = distil_to_file(splats, self.output, self.distill, preset=preset, seed=self.seed,
+                                    positions=self.spk_positions)  # fmt: skip
+        except SplatpackError as exc:
+            raise SplatpackError(exc.problem, exc.path or self.input) from None
+        in_size = path_size(self.input)
+        target = (
+            ""
+            if report["target_psnr"] is None
+            else f" (target {report['target_psnr']:.1f} dB "
+            + ("met)" if report["target_met"] else "missed even at XL)")
+        )
+        print(
+            f"{self.input} ({in_fmt}, {human_bytes(in_size)}) -> {self.output} (spk {report['preset']}, "
+            f"{human_bytes(report['bytes'])}): {report['gaussians_before']:,} -> {report['gaussians_after']:,} "
+            f"Gaussians, {in_size / max(report['bytes'], 1):.1f}x smaller than the input, "
+            f"{report['bytes_per_gaussian']:.2f} B/Gaussian, held-out render PSNR {report['held_out_psnr']:.2f} dB "
+            f"SSIM {report['held_out_ssim']:.4f} against the input ({report['views_held_out']} views){target}, "
+            f"{time.perf_counter() - start:.1f} s"
         )

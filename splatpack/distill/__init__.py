@@ -6,6 +6,7 @@ to those renders — is what the ``.spk`` file stores.
 
 - ``rig``: the scene's robust extent and the virtual camera rigs (orbit, inside), fitted and held-out views;
 - ``fit``: targets, importance + LD pruning, fitting, quantization, codebook fitting (``distill``);
-- ``report``: the decoded file scored against the original on held-out views, a JSON report and a PNG of
-  original / compressed renders side by side (``compress_scene`` runs everything).
+- ``report``: the decoded file scored against the original on held-out views and a PNG of original /
+  compressed renders side by side (``compress_scene``: distillation, file and report; ``--target-psnr``);
+- ``options`` / ``run``: what ``splatpack compress IN OUT.spk`` takes and runs (views, device, report JSON).
 """

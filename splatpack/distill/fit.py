@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +26,7 @@ import torch
 from pytorch_msssim import ssim as msssim_ssim
 from torch import Tensor
 
+from splatpack import progress
 from splatpack.distill.rig import extent
 from splatpack.errors import SplatpackError
 from splatpack.evaluation import Views, render_views
@@ -36,9 +36,6 @@ from splatpack.quant.svq import SvqCode, lookup
 from splatpack.render import rasterize
 from splatpack.render.importance import accumulate_importance
 from splatpack.scene import SH_REST_COUNT, Splats
-
-# What one progress report says: (stage, done, total).
-Progress = Callable[[str, int, int], None]
 
 # 3DGS's learning rates, by CompactScene attribute name (positions: times the scene radius).
 LEARNING_RATES = {
@@ -78,20 +75,16 @@ class DistillResult:
     final_loss: float
 
 
-def _report(progress: Progress | None, stage: str, done: int, total: int) -> None:
-    if progress is not None:
-        progress(stage, done, total)
-
-
-def render_targets(source: Splats, views: Views, progress: Progress | None = None) -> list[Tensor]:
+def render_targets(source: Splats, views: Views) -> list[Tensor]:
     """(H, W, 3) renders of the original from every view, in chunks (memory: one chunk's render)."""
     targets = []
-    for i in range(0, len(views), 4):
-        part = dataclasses.replace(
-            views, viewmats=views.viewmats[i : i + 4], Ks=views.Ks[i : i + 4], sizes=views.sizes[i : i + 4]
-        )
-        targets += render_views(source, part)
-        _report(progress, "render targets", min(i + 4, len(views)), len(views))
+    with progress.stage("render", len(views)) as stage:
+        for i in range(0, len(views), 4):
+            part = dataclasses.replace(
+                views, viewmats=views.viewmats[i : i + 4], Ks=views.Ks[i : i + 4], sizes=views.sizes[i : i + 4]
+            )
+            targets += render_views(source, part)
+            stage.advance(len(part))
     return targets
 
 
@@ -179,7 +172,7 @@ def _raw_compact(splats: Splats) -> CompactScene:
 
 def _fit(
     model: _Trainable, views: Views, targets: list[Tensor], steps: range, total: int, config: DistillConfig,
-    radius: float, order: Tensor, progress: Progress | None, stage: str,
+    radius: float, order: Tensor, stage: progress.Stage,
 ) -> float:  # fmt: skip
     optimizer = torch.optim.Adam(model.param_groups(radius, config.lr_scale), eps=1e-15)
     positions_lr = optimizer.param_groups[0]["lr"]
@@ -203,33 +196,30 @@ def _fit(
         loss.backward()
         optimizer.step()
         loss_value = loss.item()
-        _report(progress, stage, step + 1, total)
+        stage.advance()
     return loss_value
 
 
-def distill(
-    source: Splats, views: Views, config: DistillConfig | None = None, progress: Progress | None = None
-) -> DistillResult:
+def distill(source: Splats, views: Views, config: DistillConfig | None = None) -> DistillResult:
     """Fit a compact scene to renders of ``source`` from ``views`` (module docstring)."""
     config = config or DistillConfig()
     if config.steps < 0 or not 0.0 <= config.svq_share <= 1.0:
         raise SplatpackError("distillation needs steps >= 0 and svq_share in [0, 1]")
     if len(views) == 0:
         raise SplatpackError("distillation needs at least one view to fit")
-    targets = render_targets(source, views, progress)
-    keep = prune(source, views, config)
+    targets = render_targets(source, views)
+    with progress.stage("prune"):
+        keep = prune(source, views, config)
     kept = source.detach()[keep.to(source.device)]
-    _report(progress, "prune", 1, 1)
     radius = extent(kept).radius
     device = source.means.device
     order = torch.randperm(len(views), generator=torch.Generator().manual_seed(config.seed))
     switch = int(round(config.svq_share * config.steps))
-    model = _Trainable(_raw_compact(kept), device)
-    loss = _fit(model, views, targets, range(0, switch), config.steps, config, radius, order, progress, "fit")
-    fitted = model.splats(half_positions=False).detach()
-    quantized = CompactScene.from_splats(fitted.to("cpu"), seed=config.seed)
-    _report(progress, "quantize", 1, 1)
-    model = _Trainable(quantized, device)
-    loss = _fit(model, views, targets, range(switch, config.steps), config.steps, config, radius, order, progress,
-                "fit codebooks")  # fmt: skip
+    with progress.stage("fit", config.steps) as stage:
+        model = _Trainable(_raw_compact(kept), device)
+        loss = _fit(model, views, targets, range(0, switch), config.steps, config, radius, order, stage)
+        fitted = model.splats(half_positions=False).detach()
+        quantized = CompactScene.from_splats(fitted.to("cpu"), seed=config.seed)  # then fit the codebooks
+        model = _Trainable(quantized, device)
+        loss = _fit(model, views, targets, range(switch, config.steps), config.steps, config, radius, order, stage)
     return DistillResult(model.to_compact(), kept=len(kept), source=len(source), final_loss=loss)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from splatpack.distill.fit import DistillConfig, Progress, distill, render_targets
+from splatpack.distill.fit import DistillConfig, distill, render_targets
 from splatpack.evaluation import Views, render_views, score
 from splatpack.io import spk
 from splatpack.io.atomic import atomic_output
@@ -39,8 +39,8 @@ def side_by_side(originals: list[torch.Tensor], compressed: list[torch.Tensor], 
         Image.fromarray(np.ascontiguousarray(picture)).save(tmp, format="PNG")
 
 
-def _try(source, fit, held, held_targets, config, out, positions, progress) -> tuple[dict, list[torch.Tensor]]:
-    result = distill(source, fit, config, progress)
+def _try(source, fit, held, held_targets, config, out, positions) -> tuple[dict, list[torch.Tensor]]:
+    result = distill(source, fit, config)
     spk.write_compact(result.compact, out, positions=positions)
     decoded = spk.read(out).to(source.device)
     renders = render_views(decoded, held)
@@ -67,18 +67,18 @@ def compress_scene(
     target_psnr: float | None = None,
     positions: str = "fp16",
     png: str | os.PathLike | None = None,
-    progress: Progress | None = None,
 ) -> dict:
     """Distil ``source`` into the ``.spk`` file ``out`` (atomically), fitting the views ``fit``, and report its
     fidelity on ``held`` (views from ``splatpack.distill.rig``: ``virtual_views`` or ``camera_views``)."""
     start = time.perf_counter()
     config = config or DistillConfig()
-    held_targets = render_targets(source, held, progress)
+    held_targets = render_targets(source, held)
     presets = [config.preset] if target_psnr is None else list(PRESETS)[list(PRESETS).index(config.preset) :]
     tries = []
     for preset in presets:
-        facts, renders = _try(source, fit, held, held_targets, dataclasses.replace(config, preset=preset), out,
-                              positions, progress)  # fmt: skip
+        facts, renders = _try(
+            source, fit, held, held_targets, dataclasses.replace(config, preset=preset), out, positions
+        )
         tries.append(facts)
         if target_psnr is None or (facts["held_out_psnr"] or 0.0) >= target_psnr:
             break

@@ -26,17 +26,16 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 
+from splatpack.distill.options import Rig
 from splatpack.errors import SplatpackError
 from splatpack.evaluation import Views
 from splatpack.render.cameras import fibonacci_sphere, look_at, pinhole, sphere_cameras
 from splatpack.scene import Splats
 
-Rig = Literal["auto", "orbit", "inside", "both"]
 RADIUS_QUANTILE = 0.9
 CORE_QUANTILE = 0.25
 FAR_QUANTILE = 0.99
