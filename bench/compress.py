@@ -3,7 +3,10 @@
 For each input scene (written as a standard 3DGS PLY first) this encodes:
 
 - ours: SPZ v4, SOG (presets small / balanced / high, sort from ``--sort``), .splat and .spk, each by running the
-  ``splatpack compress`` CLI as a subprocess (so both sides pay their interpreter / node start-up);
+  ``splatpack compress`` CLI as a subprocess (so both sides pay their interpreter / node start-up); .spk once
+  per ``--spk-presets`` preset, distilled (``--spk-steps`` steps, ``--spk-views`` virtual views at
+  ``--spk-size`` px: the scene's own renders are the targets), plus ``spk raw`` (``--steps 0``: every
+  Gaussian, attributes quantized directly);
 - peer: ``splat-transform`` 3.7.0 to .spz and to .sog (``-g cpu``: SOG's k-means on the CPU, no GPU here).
 
 Every output is decoded with OUR readers (they match the peer's decoders, see tests/) and compared to the
@@ -20,7 +23,12 @@ Inputs (``--inputs``, comma-separated):
 
     .venv/bin/python bench/compress.py [--inputs small,biker] [--views 16] [--size 256] [--sort plas]
 
-Prints one table per input and writes all rows plus metadata to ``--out`` (bench/results/compress.json).
+Prints one table per input and writes all rows plus metadata to ``--out`` (bench/results/compress.json), and
+a rate-distortion plot per input (bytes against render PSNR, every writer) beside it as
+``<out stem>-<input>.png``.
+
+The render cameras here are not the ones a distillation fits (16 views on a sphere 10 % farther out than its
+64-view rig), so the .spk PSNR is on unseen views.
 """
 
 from __future__ import annotations
@@ -102,8 +110,9 @@ def timed(cmd: list[str], timeout: float) -> tuple[float, float] | None:
     return wall, peak
 
 
-def encodings(src: Path, d: Path, sort: str) -> list[tuple[str, str, Path, list[str]]]:
+def encodings(src: Path, d: Path, args) -> list[tuple[str, str, Path, list[str]]]:
     """(format, writer, output path, command) for every output of one input PLY."""
+    sort = args.sort
     jobs = [
         ("spz", "splatpack", d / "ours.spz", [str(OURS), "compress", str(src), str(d / "ours.spz")]),
         ("spz", "splat-transform", d / "peer.spz", [str(PEER), "-q", "-w", str(src), str(d / "peer.spz")]),
@@ -122,8 +131,50 @@ def encodings(src: Path, d: Path, sort: str) -> list[tuple[str, str, Path, list[
         ("sog", "splat-transform", d / "peer.sog", [str(PEER), "-q", "-w", "-g", "cpu", str(src), str(d / "peer.sog")])
     )
     jobs.append(("splat", "splatpack", d / "ours.splat", [str(OURS), "compress", str(src), str(d / "ours.splat")]))
-    jobs.append(("spk", "splatpack", d / "ours.spk", [str(OURS), "compress", str(src), str(d / "ours.spk")]))
+    jobs.append(
+        (
+            "spk raw",
+            "splatpack",
+            d / "ours-raw.spk",
+            [str(OURS), "compress", str(src), str(d / "ours-raw.spk"), "--steps", "0"],
+        )
+    )
+    distill = ["--steps", str(args.spk_steps), "--views", str(args.spk_views), "--size", str(args.spk_size), "--quiet"]
+    for preset in args.spk_presets.split(","):
+        out = d / f"ours-{preset}.spk"
+        jobs.append(
+            (
+                f"spk {preset}",
+                "splatpack",
+                out,
+                [str(OURS), "compress", str(src), str(out), "--preset", preset, *distill],
+            )
+        )
     return jobs
+
+
+def plot(name: str, rows: list[dict], path: Path) -> None:
+    """Bytes (log) against render PSNR for every encoding of one input, one marker per writer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for writer, marker in (("splatpack", "o"), ("splat-transform", "s")):
+        mine = [r for r in rows if r["writer"].startswith(writer) and "psnr" in r]
+        ax.scatter([r["bytes"] for r in mine], [r["psnr"] for r in mine], marker=marker, label=writer)
+        for r in mine:
+            ax.annotate(r["format"], (r["bytes"], r["psnr"]), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("file size (bytes)")
+    ax.set_ylabel("render PSNR against the original (dB)")
+    ax.set_title(f"{name}: size against fidelity")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 # ---------------------------------------------------------------------------------------------- fidelity
@@ -207,7 +258,7 @@ def run_input(name: str, args, tmp: Path) -> dict | None:
         flush=True,
     )
     rows = []
-    for fmt, writer, out, cmd in encodings(src, d, args.sort):
+    for fmt, writer, out, cmd in encodings(src, d, args):
         if fmt.split()[0] not in args.formats.split(","):
             continue
         encoded = timed(cmd, args.timeout)
@@ -239,7 +290,10 @@ def run_input(name: str, args, tmp: Path) -> dict | None:
             f"[{name}] {fmt} / {writer}: {nbytes:,} B, encode {encode_s:.1f} s, PSNR {rows[-1]['psnr']:.2f}", flush=True
         )
     print_input_table(name, info, rows)
-    return {"input": info, "rows": rows}
+    picture = Path(args.out).with_name(f"{Path(args.out).stem}-{Path(name).stem}.png")
+    plot(name, [r for r in rows if "timed_out_s" not in r], picture)
+    print(f"[{name}] rate-distortion plot: {picture}")
+    return {"input": info, "rows": rows, "plot": str(picture)}
 
 
 def main() -> None:
@@ -265,6 +319,10 @@ def main() -> None:
         help="give up on one encode after this many seconds "
         "(splat-transform's CPU SOG k-means on SH3 scenes is slow; default 1800)",
     )
+    parser.add_argument("--spk-presets", default="XS,S,M,L,XL", help=".spk presets to distil (default XS,S,M,L,XL)")
+    parser.add_argument("--spk-steps", type=int, default=1000, help="distillation steps per .spk (default 1000)")
+    parser.add_argument("--spk-views", type=int, default=64, help="virtual views a distillation fits (default 64)")
+    parser.add_argument("--spk-size", type=int, default=256, help="width of those views in px (default 256)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "compress.json"), help="JSON results path")
     args = parser.parse_args()
     for tool in (PEER, OURS):
