@@ -83,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("splatpack: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (``splatpack info F | head``): stop quietly, as a tool killed by SIGPIPE;
+        # stdout is pointed at /dev/null so the interpreter's final flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except Terminated:
         print("splatpack: terminated", file=sys.stderr)
         return 128 + signal.SIGTERM
