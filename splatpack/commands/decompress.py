@@ -8,6 +8,7 @@ from pathlib import Path
 
 import tyro
 
+from splatpack.commands import OptionalInt
 from splatpack.edit.nonfinite import Policy
 
 
@@ -24,7 +25,7 @@ class Command:
     nonfinite: Policy = "clamp"
     """NaN/Inf values in the input: clamp (infinite opacities and scales become the largest finite value; NaN is
     refused), drop (remove those Gaussians) or error."""
-    lod_level: int | None = None
+    lod_level: OptionalInt = None
     """For an LOD SOG input (lod-meta.json): read only this level (0 = finest; default: all levels)."""
     normals: bool = False
     """Write the zero nx, ny, nz properties of the original 3DGS layout (12 bytes per Gaussian
