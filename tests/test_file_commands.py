@@ -87,8 +87,12 @@ def test_normals_only_when_asked(files, tmp_path):
     assert normals.stat().st_size - plain.stat().st_size == 2000 * 12 + 3 * len("property float nx\n")
     a, b = sio.read(plain, arrays="numpy"), sio.read(normals, arrays="numpy")
     assert all(np.array_equal(getattr(a, f), getattr(b, f)) for f in a.FIELDS)
-    r = cli("compress", files["ply"], tmp_path / "x.spz", "--normals")
-    assert r.returncode == 2 and "--normals applies to PLY output only" in r.stderr
+    moved = tmp_path / "moved.ply"
+    assert cli("transform", files["spz"], moved, "-s", "2", "--normals").returncode == 0
+    assert {"nx", "ny", "nz"} <= set(plyfile.PlyData.read(str(moved))["vertex"].data.dtype.names)
+    for command in ("compress", "transform"):
+        r = cli(command, files["ply"], tmp_path / "x.spz", "--normals")
+        assert r.returncode == 2 and "--normals applies to PLY output only" in r.stderr
 
 
 def test_progress_lines_in_a_log_and_quiet(files, tmp_path):
