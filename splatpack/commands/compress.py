@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 import tyro
 
+from splatpack.commands import OptionalInt
 from splatpack.distill.options import DistillOptions
 from splatpack.edit.nonfinite import Policy
 
@@ -32,7 +33,7 @@ class Command:
     """Output file; written to a temporary file and renamed into place when complete."""
     format: Literal["ply", "compressed-ply", "spz", "splat", "sog", "glb", "lod-sog", "spk"] | None = None
     """Output format (default: from OUT's extension)."""
-    sh_degree: int | None = None
+    sh_degree: OptionalInt = None
     """Keep spherical harmonics up to this degree (0-3; default: all the input has)."""
     spz_version: Literal[2, 3, 4] = 4
     """SPZ format version to write (4: zstd streams, the reference's default; 2/3: gzip, for older readers)."""
@@ -51,7 +52,7 @@ class Command:
     nonfinite: Policy = "clamp"
     """NaN/Inf values in the input: clamp (infinite opacities and scales become the largest finite value; NaN is
     refused), drop (remove those Gaussians) or error."""
-    lod_level: int | None = None
+    lod_level: OptionalInt = None
     """For an LOD SOG input (lod-meta.json): read only this level (0 = finest; default: all levels)."""
     lod_levels: int = 3
     """Levels of detail of an LOD SOG output (OUT named lod-meta.json): each level half the one before, built by
