@@ -98,9 +98,15 @@ class Compress(_Cluster, compress.Command):
     def run(self) -> None:
         from splatpack.batch.tasks import compress_tasks
 
-        options = {
-            f.name: getattr(self, f.name) for f in dataclasses.fields(compress.Command) if f.name not in _PER_FILE
-        }
+        options = {}
+        for f in dataclasses.fields(compress.Command):
+            value = getattr(self, f.name)
+            if f.name in _PER_FILE:
+                continue
+            if dataclasses.is_dataclass(value):  # an option group whose flags compress shows unprefixed (--steps)
+                options.update({g.name: getattr(value, g.name) for g in dataclasses.fields(value)})
+            else:
+                options[f.name] = value
         tasks = compress_tasks(self.input, self.output, self.format, options, threads=None)
         _execute(tasks, self.output, self)
 
