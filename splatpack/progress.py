@@ -64,12 +64,19 @@ class _Reporter:
             return
         if self.bars is None:
             from rich.console import Console
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self.bars = Progress(
                 TextColumn("{task.description:>8}"),
                 BarColumn(),
-                TextColumn("{task.percentage:>3.0f}%"),
+                TaskProgressColumn(),  # blank for a stage without a measure of progress
                 TimeElapsedColumn(),
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
