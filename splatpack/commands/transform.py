@@ -22,8 +22,8 @@ class Command:
     the highest), scale, rotate, translate, then the filters (box, sphere, values: in output coordinates),
     keep the most important, cut the SH degree, Morton order, write. Rotations are right-handed in the file's
     own frame; splat-transform's -r a,b,c / -t a,b,c act in PlayCanvas's frame (x and y negated) and equal
-    -r -a -b c / -t -a -b c here. Runs on numpy alone except --top, -m, rotating SH bands above degree 0, reading
-    or writing glTF or .spk and writing SOG, LOD SOG or compressed PLY, which load PyTorch (a few seconds)."""
+    -r -a -b c / -t -a -b c here. Runs on numpy alone except --top, rotating SH bands above degree 0, reading
+    or writing glTF or .spk and writing SOG or LOD SOG, which load PyTorch (a few seconds)."""
 
     paths: Annotated[tyro.conf.Positional[list[Path]], tyro.conf.arg(metavar="IN... OUT")]
     """One or more input splat files (any format splatpack reads), then the output file."""

@@ -9,13 +9,16 @@ Morton order; ``plas``, ``morton`` and ``quality`` hold the algorithms and the m
 from __future__ import annotations
 
 import math
-
-import torch
+from typing import TYPE_CHECKING
 
 from splatpack.errors import SplatpackError
 from splatpack.scene import Splats
 from splatpack.sort.morton import morton_codes_2d, morton_order
-from splatpack.sort.plas import plas_sort
+
+if TYPE_CHECKING:
+    import torch
+
+    from splatpack.sort.plas import plas_sort
 
 __all__ = [
     "self_organizing_key",
@@ -53,6 +56,15 @@ _ACTIVATED = {
 }
 
 
+def __getattr__(name: str):
+    # plas_sort loads torch: imported on first use, so Morton-only callers (compressed PLY) stay numpy-only.
+    if name == "plas_sort":
+        from splatpack.sort.plas import plas_sort
+
+        return plas_sort
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _standardise(t: torch.Tensor) -> torch.Tensor:
     """(t - mean) / std over the whole tensor, not per channel (as SOG); a constant tensor becomes zeros."""
     std = t.std(unbiased=False)
@@ -62,6 +74,8 @@ def _standardise(t: torch.Tensor) -> torch.Tensor:
 def self_organizing_key(splats: Splats, weights: dict | None = None) -> torch.Tensor:
     """(N, D) float32 key: concat over attributes of ``w_k * z(activated attr_k)``, zero-weight ones left out;
     ``z`` standardises each attribute as a whole, so an attribute's channels keep their relative spread."""
+    import torch
+
     weights = DEFAULT_WEIGHTS if weights is None else weights
     unknown = sorted(set(weights) - set(_ACTIVATED))
     if unknown:
@@ -76,6 +90,8 @@ def self_organizing_key(splats: Splats, weights: dict | None = None) -> torch.Te
 def _morton_layout(positions: torch.Tensor, width: int) -> torch.Tensor:
     """Morton order of the points placed along a 2-D Z-curve of the W-wide grid, so that both grid axes
     (not only rows) hold nearby points."""
+    import torch
+
     n = positions.shape[0]
     cells = torch.arange(n, device=positions.device)
     curve = torch.sort(morton_codes_2d(cells // width, cells % width), stable=True).indices
@@ -86,6 +102,8 @@ def _morton_layout(positions: torch.Tensor, width: int) -> torch.Tensor:
 
 def _fill_last_row(key: torch.Tensor, order_full: torch.Tensor, rest: torch.Tensor, width: int) -> torch.Tensor:
     """Order the leftover Gaussians of a partial last row by the column of their nearest cell in the row above."""
+    import torch
+
     above = key[order_full[-width:]]
     nearest = torch.cdist(key[rest].to(torch.float32), above.to(torch.float32)).argmin(dim=1)
     return rest[torch.sort(nearest, stable=True).indices]
@@ -108,6 +126,10 @@ def grid_order(
     columns) along a 2-D Z-curve; "none" keeps the input order. ``plas_schedule`` holds ``plas_sort``'s
     schedule options (default ``FAST_PLAS``; ``PAPER_PLAS`` for the published schedule).
     """
+    import torch
+
+    from splatpack.sort.plas import plas_sort
+
     if isinstance(splats_or_key, Splats) and len(splats_or_key) < 2:
         return torch.arange(len(splats_or_key), device=splats_or_key.device), 1
     if isinstance(splats_or_key, Splats):
