@@ -9,10 +9,11 @@ densification from ``iterations/15`` to ``iterations/2``, SH degree +1 every ``i
   in 1500 refines twice, growing nearly every Gaussian both times (BENCHMARKS.md gives the thresholds tried);
 - ``splatpack-omg`` keeps OMG's events at the paper's fractions of 30k: depth re-initialisation at 1/6 and 1/3
   (as many points as there are Gaussians then: the paper's 3.5M suits ~200 Mip-NeRF 360 views at full size),
-  position LR rewound to 1/6, sampling and the fields at 1/2, LD pruning at 2/3, SVQ at 29/30; the fields' learning-rate warm-up (100) and milestones
-  (1000, 3500, 6000 after the switch) likewise. The blur split is off: it force-splits every Gaussian leading
-  more than 1/5000 of a view, which early in a short run is nearly all of them (demo, 1500 steps: 61k Gaussians
-  by step 500 against 29k without it, each step 2-3x slower), and Mini-Splatting has 15k steps to recover.
+  position LR rewound to 1/6, sampling and the fields at 1/2, LD pruning at 2/3, SVQ at 29/30; the fields'
+  learning-rate warm-up (100) and milestones (1000, 3500, 6000 after the switch) likewise. The blur split is
+  off: it force-splits every Gaussian leading more than 1/5000 of a view, which early in a short run is nearly
+  all of them (demo, 1500 steps: 61k Gaussians by step 500 against 29k without it, each step 2-3x slower), and
+  Mini-Splatting has 15k steps to recover.
 """
 
 from __future__ import annotations
