@@ -201,6 +201,7 @@ def test_compress_to_spk_refuses_bad_options_in_one_line(tmp_path):
         (("--preset", "tiny"), "not a spk preset"),
         (("--cameras", tmp_path / "nowhere.json"), "nowhere.json"),
         (("--size", "4"), "--size 4"),
+        (("--spk-positions", "fp32"), "positions must be"),  # refused before any fitting
     ):
         r = _cli("compress", ply, tmp_path / "x.spk", "--steps", "5", *extra)
         lines = [line for line in r.stderr.splitlines() if line.strip()]

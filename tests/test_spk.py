@@ -297,7 +297,7 @@ def test_any_scene_compresses_decompresses_and_describes_through_the_cli(tmp_pat
     src = tmp_path / "in.ply"
     sio.write(Splats.random(3000, 1, seed=1), src)
     out = tmp_path / "out.spk"
-    r = cli("compress", src, out, "--seed", "3")
+    r = cli("compress", src, out, "--seed", "3", "--steps", "0")  # every Gaussian, no distillation (issue 12)
     assert r.returncode == 0, r.stderr
     assert "(spk," in r.stdout and "3,000 Gaussians" in r.stdout
     stored = spk.read_compact(out)
@@ -311,7 +311,7 @@ def test_any_scene_compresses_decompresses_and_describes_through_the_cli(tmp_pat
     decoded, baked = sio.read(back), stored.to_splats()
     for name in ("means", "quats", "log_scales", "opacity_logits", "sh0", "shN"):
         assert torch.equal(getattr(decoded, name), getattr(baked, name)), name
-    r = cli("compress", src, tmp_path / "bad.spk", "--spk-positions", "fp32")
+    r = cli("compress", src, tmp_path / "bad.spk", "--spk-positions", "fp32", "--steps", "0")
     assert r.returncode == 2 and "positions must be" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "bad.spk").exists()
 

@@ -238,10 +238,17 @@ def test_browser_draws_splats_and_ab_toggle_screenshot_and_bad_upload(tmp_path, 
             image = browser.screenshot(tmp_path / name)
             return image if drawn_fraction(image) > 0.3 else None
 
-        a = wait_until(lambda: drawn("a.png"), 90)
-        # Splats, not a flat fill: the shell's normal colouring spans many hues.
-        region = scene_region(a).reshape(-1, 3).astype(int)
-        assert np.ptp(region[(255 - region).max(axis=1) > 24], axis=0).min() > 100
+        def hue_spread(image) -> int:
+            region = scene_region(image).reshape(-1, 3).astype(int)
+            return int(np.ptp(region[(255 - region).max(axis=1) > 24], axis=0).min())
+
+        # Splats, not a flat fill: the shell's normal colouring spans many hues. Waited for, as the first frames
+        # of a loaded machine can show the shell half streamed in.
+        def drawn_in_many_hues():
+            image = drawn("a.png")
+            return image if image is not None and hue_spread(image) > 100 else None
+
+        a = wait_until(drawn_in_many_hues, 90)
 
         browser.call("click", role="button", name="B")
 

@@ -14,6 +14,7 @@ from splatpack.distill.options import DistillOptions
 from splatpack.distill.report import compress_scene
 from splatpack.distill.rig import camera_views, virtual_views
 from splatpack.errors import SplatpackError
+from splatpack.io import spk
 from splatpack.io.atomic import atomic_output
 from splatpack.scene import Splats
 
@@ -37,6 +38,7 @@ def distil_to_file(
     with its PNG, when ``options.report`` is set)."""
     if options.views < 2 or options.size < 16:
         raise SplatpackError(f"--views {options.views} / --size {options.size}: need >= 2 views of >= 16 px")
+    spk.check_options(positions, "morton")  # refused before minutes of fitting, not after
     device = _device(options.device)
     source = source.to(device)
     if options.cameras is not None:

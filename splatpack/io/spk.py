@@ -126,7 +126,7 @@ class _Stored:
     positions: dict  # the meta entry
 
 
-def _check_options(positions: str, order: str) -> int:
+def check_options(positions: str, order: str) -> int:
     """Bits per axis of ``positions``; a bad option refused."""
     if order not in ORDERS:
         raise SplatpackError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
@@ -134,7 +134,7 @@ def _check_options(positions: str, order: str) -> int:
 
 
 def _prepare(scene: CompactScene, positions: str, order: str) -> _Stored:
-    bits = _check_options(positions, order)
+    bits = check_options(positions, order)
     scene.validate()
     p = scene.positions
     if not np.isfinite(p).all():
@@ -505,7 +505,7 @@ def write(splats: Splats, path: str | os.PathLike, *, positions: str = "fp16", o
     rotations and appearance; ``scale``, ``rotation``, ``appearance`` = (sub-vector length, entries) or None for
     raw, ``rows_per_entry``, ``seed``), then ``write_compact`` with ``positions`` and ``order``."""
     try:
-        _check_options(positions, order)  # refused before the k-means, not after
+        check_options(positions, order)  # refused before the k-means, not after
         scene = _compact().CompactScene.from_splats(splats, **options)
     except SplatpackError as exc:
         raise SplatpackError(exc.problem, path) from None
