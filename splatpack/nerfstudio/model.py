@@ -32,6 +32,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from pytorch_msssim import SSIM
 
 from splatpack.datasets.cameras import camera_to_viewmats
+from splatpack.metrics import local_lpips
 from splatpack.nerfstudio import self_organizing
 from splatpack.nerfstudio.convert import NEAR_PLANE, splats_of
 from splatpack.nerfstudio.export import export_pipeline
@@ -83,19 +84,10 @@ class SplatpackModelConfig(SplatfactoModelConfig):
 
 def _local_lpips():
     """torchmetrics LPIPS when the AlexNet weights are already on disk, else None (it would download them)."""
-    try:
-        from torchvision.models import AlexNet_Weights
-
-        weights = Path(torch.hub.get_dir()) / "checkpoints" / Path(AlexNet_Weights.IMAGENET1K_V1.url).name
-    except Exception as exc:  # torchvision may be unusable on a CPU-only torch
-        CONSOLE.log(f"[yellow]LPIPS is skipped in metrics: torchvision models are unavailable ({exc})")
-        return None
-    if not weights.exists():
-        CONSOLE.log(f"[yellow]LPIPS is skipped in metrics: AlexNet weights are not on disk ({weights})")
-        return None
-    from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
-
-    return LearnedPerceptualImagePatchSimilarity(normalize=True)
+    model, why_not = local_lpips()
+    if model is None:
+        CONSOLE.log(f"[yellow]LPIPS is skipped in metrics: {why_not}")
+    return model
 
 
 class SplatpackModel(SplatfactoModel):
