@@ -108,8 +108,11 @@ TRAINING_SETTINGS = (
 )  # fmt: skip
 
 
-def reusable_rows(paths: list[Path], settings: dict, defaults: dict, threads: int) -> dict[tuple, dict]:
-    """Rows of earlier result files that this run may take instead of training: (scene, method, seed) -> row."""
+def reusable_rows(
+    paths: list[Path], settings: dict, defaults: dict, threads: int, overrides: dict[str, list[str]]
+) -> dict[tuple, dict]:
+    """Rows of earlier result files that this run may take instead of training: (scene, method, seed) -> row;
+    ``overrides``: each method's ``overrides_of`` in this run, which a row must have been trained with."""
     found: dict[tuple, dict] = {}
     for path in paths:
         earlier = json.loads(Path(path).read_text())
@@ -122,7 +125,8 @@ def reusable_rows(paths: list[Path], settings: dict, defaults: dict, threads: in
                 row["overrides"] = overrides_of(
                     row["method"], _parser().parse_args(shlex.split(earlier["meta"]["command"])[2:])
                 )
-            found.setdefault((row["scene"], row["method"], row["seed"]), {"reused_from": str(path), **row})
+            if row["overrides"] == overrides.get(row["method"]):
+                found.setdefault((row["scene"], row["method"], row["seed"]), {"reused_from": str(path), **row})
     return found
 
 
@@ -357,7 +361,8 @@ def main() -> None:
     import torch
 
     defaults = {k: ap.get_default(k) for k in TRAINING_SETTINGS}
-    earlier = reusable_rows(args.reuse, settings, defaults, torch.get_num_threads())
+    overrides = {method: overrides_of(method, args) for method in METHODS}
+    earlier = reusable_rows(args.reuse, settings, defaults, torch.get_num_threads(), overrides)
     rows = []
     with contextlib.ExitStack() as stack:
         work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="splatpack-bench-train-")))
@@ -370,7 +375,7 @@ def main() -> None:
                 for method in args.methods.split(","):
                     args.seed = seed
                     row = earlier.get((scene, method, seed))
-                    if row is not None and row.get("overrides", []) == overrides_of(method, args):
+                    if row is not None:
                         print(f"== {scene} / {method} / seed {seed}: reused from {row['reused_from']}", flush=True)
                         rows.append(row)
                         continue

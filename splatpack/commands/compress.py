@@ -140,7 +140,7 @@ class Command:
     def _distil(self, splats, in_fmt: str, preset: str, start: float) -> None:
         from splatpack.distill.run import distil_to_file
         from splatpack.errors import SplatpackError
-        from splatpack.io.files import human_bytes, path_size
+        from splatpack.io.files import human_bytes, path_size, ratio_text
 
         try:
             report = distil_to_file(splats, self.output, self.distill, preset=preset, seed=self.seed,
@@ -157,7 +157,7 @@ class Command:
         print(
             f"{self.input} ({in_fmt}, {human_bytes(in_size)}) -> {self.output} (spk {report['preset']}, "
             f"{human_bytes(report['bytes'])}): {report['gaussians_before']:,} -> {report['gaussians_after']:,} "
-            f"Gaussians, {in_size / max(report['bytes'], 1):.1f}x smaller than the input, "
+            f"Gaussians, {ratio_text(in_size, report['bytes'])} than the input, "
             f"{report['bytes_per_gaussian']:.2f} B/Gaussian, held-out render PSNR {report['held_out_psnr']:.2f} dB "
             f"SSIM {report['held_out_ssim']:.4f} against the input ({report['views_held_out']} views){target}, "
             f"{time.perf_counter() - start:.1f} s"

@@ -88,8 +88,8 @@ def render_targets(source: Splats, views: Views) -> list[Tensor]:
     return targets
 
 
-def prune(source: Splats, views: Views, config: DistillConfig) -> Tensor:
-    """Sorted indices of the Gaussians LD pruning keeps, scored over ``views`` (all one size)."""
+def ld_scores_over(source: Splats, views: Views, config: DistillConfig) -> Tensor:
+    """(N,) OMG's LD pruning scores of ``source``: importance over ``views`` (all one size) times distinctiveness."""
     width, height = views.sizes[0]
     if any(size != (width, height) for size in views.sizes):
         raise SplatpackError("distillation views must share one image size")
@@ -98,9 +98,15 @@ def prune(source: Splats, views: Views, config: DistillConfig) -> Tensor:
         s.means, s.unit_quats, s.scales, s.opacities, views.viewmats.to(s.device), views.Ks.to(s.device),
         width, height, near_plane=views.near_plane,
     )  # fmt: skip
-    scores = ld_scores(
+    return ld_scores(
         imp.score("indoor"), s.base_rgb, s.means, lambda_ld=config.ld_lambda, neighbourhood=config.ld_neighbourhood
     )
+
+
+def prune(source: Splats, views: Views, config: DistillConfig, scores: Tensor | None = None) -> Tensor:
+    """Sorted indices of the Gaussians LD pruning keeps at the preset's tau (``scores``: ``ld_scores_over``'s,
+    computed here when not given)."""
+    scores = ld_scores_over(source, views, config) if scores is None else scores
     return torch.nonzero(keep_by_score_mass(scores, tau_of(config.preset))).reshape(-1)
 
 
@@ -122,10 +128,14 @@ class _Trainable(torch.nn.Module):
             else:
                 self.raw[name] = torch.nn.Parameter(torch.from_numpy(np.array(attr, np.float32)).to(device))
 
+    def _books(self, name: str) -> list[torch.nn.Parameter]:
+        """The codebooks of an SVQ'd attribute, in sub-vector order."""
+        return [self.books[f"{name}_{s}"] for s in range(self.indices[name].shape[1])]
+
     def param_groups(self, radius: float, lr_scale: float) -> list[dict]:
         groups = [{"params": [self.positions], "lr": LEARNING_RATES["positions"] * radius * lr_scale}]
         for name in self.compact.attributes:
-            params = [self.raw[name]] if name in self.raw else [b for k, b in self.books.items() if k.startswith(name)]
+            params = [self.raw[name]] if name in self.raw else self._books(name)
             params = [p for p in params if p.numel()]
             if params:
                 groups.append({"params": params, "lr": LEARNING_RATES[name] * lr_scale})
@@ -134,8 +144,7 @@ class _Trainable(torch.nn.Module):
     def attribute(self, name: str) -> Tensor:
         if name in self.raw:
             return self.raw[name]
-        books = [self.books[f"{name}_{s}"] for s in range(self.indices[name].shape[1])]
-        return lookup(books, self.indices[name])
+        return lookup(self._books(name), self.indices[name])
 
     def splats(self, half_positions: bool) -> Splats:
         """The scene these parameters render, differentiable in them."""
@@ -156,8 +165,7 @@ class _Trainable(torch.nn.Module):
         attrs = {}
         for name, attr in self.compact.attributes.items():
             if isinstance(attr, SvqCode):
-                books = [self.books[f"{name}_{s}"].detach().cpu().numpy() for s in range(len(attr.codebooks))]
-                attrs[name] = SvqCode(books, attr.indices)
+                attrs[name] = SvqCode([b.detach().cpu().numpy() for b in self._books(name)], attr.indices)
             else:
                 attrs[name] = self.raw[name].detach().cpu().numpy()
         positions = self.positions.detach().cpu().numpy()
@@ -200,16 +208,25 @@ def _fit(
     return loss_value
 
 
-def distill(source: Splats, views: Views, config: DistillConfig | None = None) -> DistillResult:
-    """Fit a compact scene to renders of ``source`` from ``views`` (module docstring)."""
+def distill(
+    source: Splats,
+    views: Views,
+    config: DistillConfig | None = None,
+    *,
+    targets: list[Tensor] | None = None,
+    scores: Tensor | None = None,
+) -> DistillResult:
+    """Fit a compact scene to renders of ``source`` from ``views`` (module docstring). ``targets``
+    (``render_targets``) and ``scores`` (``ld_scores_over``) do not depend on the preset: a caller trying
+    several presets passes them, computed once."""
     config = config or DistillConfig()
     if config.steps < 0 or not 0.0 <= config.svq_share <= 1.0:
         raise SplatpackError("distillation needs steps >= 0 and svq_share in [0, 1]")
     if len(views) == 0:
         raise SplatpackError("distillation needs at least one view to fit")
-    targets = render_targets(source, views)
+    targets = render_targets(source, views) if targets is None else targets
     with progress.stage("prune"):
-        keep = prune(source, views, config)
+        keep = prune(source, views, config, scores)
     kept = source.detach()[keep.to(source.device)]
     radius = extent(kept).radius
     device = source.means.device

@@ -33,7 +33,7 @@ import torch
 from splatpack.distill.options import Rig
 from splatpack.errors import SplatpackError
 from splatpack.evaluation import Views
-from splatpack.render.cameras import fibonacci_sphere, look_at, pinhole, sphere_cameras
+from splatpack.render.cameras import fibonacci_sphere, least_aligned_axes, look_at, pinhole, sphere_cameras
 from splatpack.scene import Splats
 
 RADIUS_QUANTILE = 0.9
@@ -86,8 +86,7 @@ def inside_viewmats(ext: Extent, n: int, seed: int) -> torch.Tensor:
     offsets = torch.nn.functional.normalize(torch.randn(n, 3, generator=g), dim=1)
     eyes = ext.centre + offsets * torch.rand(n, 1, generator=g) * INSIDE_SPREAD * ext.core
     dirs = fibonacci_sphere(n)
-    up = torch.eye(3)[dirs.abs().argmin(dim=1)]
-    return look_at(eyes, eyes + dirs, up)
+    return look_at(eyes, eyes + dirs, least_aligned_axes(dirs))
 
 
 def rig_viewmats(ext: Extent, rig: Rig, n: int, seed: int) -> torch.Tensor:

@@ -82,6 +82,12 @@ class SplatpackModelConfig(SplatfactoModelConfig):
     """Every this many refinement steps, reset the alpha; 0 never resets (SOG)."""
 
 
+def features_dc_of(rgb: torch.Tensor, sh_degree: int) -> torch.Tensor:
+    """The ``features_dc`` that render colour ``rgb``: the SH DC coefficient, or at SH degree 0 (where splatfacto
+    renders sigmoid(features_dc)) its logit."""
+    return RGB2SH(rgb) if sh_degree > 0 else torch.logit(rgb, eps=1e-10)
+
+
 def _local_lpips():
     """torchmetrics LPIPS when the AlexNet weights are already on disk, else None (it would download them)."""
     model, why_not = local_lpips()
@@ -112,7 +118,7 @@ class SplatpackModel(SplatfactoModel):
         if seeded and self.seed_points[1].shape[0] > 0:
             rgb = self.seed_points[1].float() / 255
             # sh_degree 0 renders sigmoid(features_dc), as splatfacto does.
-            features_dc = RGB2SH(rgb) if cfg.sh_degree > 0 else torch.logit(rgb, eps=1e-10)
+            features_dc = features_dc_of(rgb, cfg.sh_degree)
         else:
             features_dc = torch.rand(n, 3)
         features_rest = torch.zeros(n, dim_sh - 1, 3)

@@ -48,7 +48,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 
 from splatpack.datasets.cameras import camera_to_viewmats
 from splatpack.nerfstudio.convert import NEAR_PLANE
-from splatpack.nerfstudio.model import SplatpackModel, SplatpackModelConfig
+from splatpack.nerfstudio.model import SplatpackModel, SplatpackModelConfig, features_dc_of
 from splatpack.omg.compact import CompactScene, canonical_quats, codebook_cap
 from splatpack.omg.densify import blur_split_mask
 from splatpack.omg.depth_reinit import per_view_counts, view_points
@@ -325,10 +325,11 @@ class OmgModel(SplatpackModel):
     def training_view_importance(self) -> list[tuple[int, int, Importance]]:
         """Importance over all training views at the current training resolution, one entry per image size."""
         start = time.perf_counter()
+        activated = self._activated()
         results = []
         for w, h, _, viewmats, Ks in self._training_views():
             imp = accumulate_importance(
-                *self._activated(), viewmats, Ks, w, h,
+                *activated, viewmats, Ks, w, h,
                 cameras_per_chunk=self.config.importance_cameras_per_chunk,
                 near_plane=NEAR_PLANE, rasterize_mode=self.config.rasterize_mode,
             )  # fmt: skip
@@ -458,7 +459,7 @@ class OmgModel(SplatpackModel):
             return before
         values = {name: p.new_zeros((len(points), *p.shape[1:])) for name, p in self.gauss_params.items()}
         values["means"] = points
-        values["features_dc"] = rgb_to_sh0(colours) if self.config.sh_degree > 0 else torch.logit(colours)
+        values["features_dc"] = features_dc_of(colours, self.config.sh_degree)
         values.update(restart_values(points))
         self._replace_all(values)
         self._log("depth_reinit", before)

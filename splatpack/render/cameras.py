@@ -47,8 +47,13 @@ def sphere_cameras(centre, distance: float, n: int, *, dtype=torch.float32) -> T
     """
     centre = torch.as_tensor(centre, dtype=dtype)
     dirs = fibonacci_sphere(n, dtype)
-    up = torch.eye(3, dtype=dtype)[dirs.abs().argmin(dim=1)]
-    return look_at(centre + distance * dirs, centre, up, dtype=dtype)
+    return look_at(centre + distance * dirs, centre, least_aligned_axes(dirs), dtype=dtype)
+
+
+def least_aligned_axes(dirs: Tensor) -> Tensor:
+    """(C, 3) the world axis least aligned with each direction of ``dirs`` (C, 3): an up vector for ``look_at``
+    that is never parallel to the view direction."""
+    return torch.eye(3, dtype=dirs.dtype, device=dirs.device)[dirs.abs().argmin(dim=1)]
 
 
 def pinhole(width: int, height: int, fov_x_degrees: float, n: int = 1, *, dtype=torch.float32) -> Tensor:
