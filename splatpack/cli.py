@@ -22,7 +22,7 @@ import warnings
 from splatpack.errors import SplatpackError
 
 # Order shown in --help.
-COMMANDS = ("compress", "decompress", "transform", "info", "view", "demo", "export", "batch")
+COMMANDS = ("compress", "decompress", "transform", "info", "view", "demo", "export", "batch", "feedforward")
 
 
 class Terminated(BaseException):
