@@ -144,7 +144,7 @@ def test_fitting_is_what_makes_the_file_faithful(ball_views):
 
     def held_out_psnr(steps: int) -> float:
         compact = distill(ball, fit, DistillConfig(preset="XS", steps=steps)).compact
-        return score(render_views(compact.to_splats(), held), targets)["psnr"]
+        return score(render_views(compact.to_splats().torch(), held), targets)["psnr"]
 
     fitted, unfitted = held_out_psnr(120), held_out_psnr(0)
     print(f"held-out PSNR XS: {fitted:.2f} dB fitted, {unfitted:.2f} dB unfitted")

@@ -14,6 +14,8 @@ import pytest
 
 import splatpack.io as sio
 from splatpack import progress
+from splatpack.io import spk
+from splatpack.omg.compact import CompactScene
 from splatpack.scene import Splats
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +37,37 @@ def files(tmp_path_factory) -> dict[str, Path]:
         sio.write(scene, path)
     out["sog"] = d / "in.sog"
     sio.write(scene, out["sog"], sort="morton")
+    out["spk"] = d / "in.spk"
+    spk.write_compact(_fields_scene(), out["spk"])
     return out
+
+
+def _fields_scene() -> CompactScene:
+    """An OMG-layout scene (MLP fields, SVQ'd geometry, SH 2) stored in a rotated, shifted, scaled frame: decoding
+    it evaluates the fields and rotates the SH bands."""
+    import torch
+
+    from splatpack.omg.field_bake import FieldConfig
+    from splatpack.omg.fields import AttributeFields
+    from splatpack.quant import svq
+
+    torch.manual_seed(0)
+    net = AttributeFields(FieldConfig(frequencies=4, hidden=16, sh_rest=8))
+    torch.nn.init.normal_(net.view[-1].weight, std=0.1)
+    config, weights = net.to_arrays()
+    rng = np.random.default_rng(3)
+    n = 1500
+    quats = rng.normal(size=(n, 4))
+    attributes = {
+        "log_scales": svq.fit(rng.normal(-3, 0.3, (n, 3)), 1, 64),
+        "quats": svq.fit(quats / np.linalg.norm(quats, axis=1, keepdims=True), 2, 64),
+        "features": rng.normal(size=(n, 6)),
+    }
+    c, s = np.cos(0.4), np.sin(0.4)
+    return CompactScene(
+        rng.normal(size=(n, 3)), attributes, 2, weights, config,
+        rotation=[[c, -s, 0], [s, c, 0], [0, 0, 1]], translation=[0.5, 0, -1], scale=1.5,
+    )  # fmt: skip
 
 
 def test_help_does_not_import_torch():
@@ -60,7 +92,11 @@ def test_help_does_not_import_torch():
         ["compress", "{spz}", "{out}.ply", "--normals"],
         ["transform", "{ply}", "{spz}", "{out}.ply", "-s", "2", "-t", "1", "0", "0", "-B", "-5", "-5", "-5", "5", "5",
          "5", "-V", "opacity,gte,0.2", "-H", "1"],
-        ["transform", "{splat}", "{out}.spz", "-r", "90", "0", "0"],  # SH degree 0: the rotation needs no SH fit
+        ["transform", "{splat}", "{out}.spz", "-r", "90", "0", "0"],
+        ["transform", "{ply}", "{out}.ply", "-r", "30", "0", "10"],  # SH degree 2: the bands rotate in numpy
+        ["info", "{spk}"],
+        ["decompress", "{spk}", "{out}.ply"],  # MLP fields baked in numpy, SH rotated to the data frame
+        ["compress", "{spk}", "{out}.spz"],
     ],
 )  # fmt: skip
 def test_file_commands_run_without_torch(files, tmp_path, argv):
@@ -71,7 +107,7 @@ def test_file_commands_run_without_torch(files, tmp_path, argv):
 
 
 def test_numpy_reads_equal_torch_reads(files):
-    for path in files.values():
+    for path in files.values():  # .spk: the numpy bake, then tensors sharing its arrays
         a, b = sio.read(path), sio.read(path, arrays="numpy")
         assert b.is_numpy and not a.is_numpy
         assert all(np.array_equal(getattr(a, f).numpy(), getattr(b, f)) for f in a.FIELDS), path

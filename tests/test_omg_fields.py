@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from splatpack.errors import SplatpackError
+from splatpack.omg import field_bake
 from splatpack.omg.compact import CompactScene
-from splatpack.omg.fields import AttributeFields, FieldConfig, contract, frequency_encoding
+from splatpack.omg.field_bake import FieldConfig
+from splatpack.omg.fields import AttributeFields, contract, frequency_encoding
 from splatpack.quant import svq
 
 
@@ -58,34 +60,44 @@ def test_fields_shapes_and_gradients_reach_features_and_every_mlp():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
-def test_fields_survive_storage_and_bake_in_chunks():
+def test_numpy_bake_of_stored_weights_matches_the_torch_forward():
     net = AttributeFields(FieldConfig(frequencies=6, hidden=32, center=(0.1, 0.2, 0.3), radius=2.0))
     torch.nn.init.normal_(net.view[-1].weight)
     positions, features = _inputs(1000)
+    positions[:100] *= 50  # contracted: far outside the radius
     config, weights = net.to_arrays()
-    again = AttributeFields.from_arrays(config, weights)
-    full = net.bake(positions, features, 3)
-    chunked = again.bake(positions, features, 3, chunk=300)
-    for a, b in zip(full, chunked):
-        assert torch.allclose(a, b, atol=1e-6)
-    dc, opacity, rest = again.bake(positions, features, 1)
-    assert rest.shape == (1000, 3, 3) and torch.allclose(rest, full[2][:, :3], atol=1e-6)
+    assert {k: v.shape for k, v in weights.items()} == FieldConfig.from_dict(config).weight_shapes()
+    with torch.no_grad():
+        want = net(positions, features)
+    full = field_bake.bake(config, weights, positions.numpy(), features.numpy(), 3)
+    chunked = field_bake.bake(config, weights, positions.numpy(), features.numpy(), 3, chunk=300)
+    for a, b, c in zip(want, full, chunked):
+        assert np.allclose(b, c, atol=1e-6)  # chunking changes only BLAS summation order
+        assert np.allclose(b, a.numpy(), atol=2e-5, rtol=1e-5)
+    dc, opacity, rest = field_bake.bake(config, weights, positions.numpy(), features.numpy(), 1)
+    assert rest.shape == (1000, 3, 3) and np.allclose(rest, full[2][:, :3], atol=1e-6)
+    config, weights = AttributeFields(FieldConfig(frequencies=2, hidden=8, sh_rest=3)).to_arrays()
+    with pytest.raises(SplatpackError, match="needs 15"):
+        field_bake.bake(config, weights, positions.numpy(), features.numpy(), 3)
 
 
 def test_bad_field_storage_is_refused():
     config, weights = AttributeFields(FieldConfig(frequencies=2, hidden=8)).to_arrays()
+    x, f = np.zeros((4, 3), np.float32), np.zeros((4, 6), np.float32)
     with pytest.raises(SplatpackError, match="unknown field settings"):
-        AttributeFields.from_arrays({**config, "bogus": 1}, weights)
+        field_bake.bake({**config, "bogus": 1}, weights, x, f, 0)
     with pytest.raises(SplatpackError, match="out of range"):
-        AttributeFields.from_arrays({**config, "hidden": 10**9}, weights)
+        field_bake.bake({**config, "hidden": 10**9}, weights, x, f, 0)
     bad = dict(weights)
     bad["dc.0.weight"] = bad["dc.0.weight"][:, :-1]
     with pytest.raises(SplatpackError, match="dc.0.weight"):
-        AttributeFields.from_arrays(config, bad)
+        field_bake.bake(config, bad, x, f, 0)
     bad = dict(weights)
     bad["space.0.bias"] = np.full_like(bad["space.0.bias"], np.nan)
     with pytest.raises(SplatpackError, match="non-finite"):
-        AttributeFields.from_arrays(config, bad)
+        field_bake.bake(config, bad, x, f, 0)
+    with pytest.raises(SplatpackError, match="do not match"):
+        field_bake.bake(config, {k: v for k, v in weights.items() if k != "view.2.bias"}, x, f, 0)
 
 
 def test_svq_assigns_each_subvector_its_nearest_entry():
@@ -133,11 +145,13 @@ def test_compact_scene_bakes_the_fields_and_maps_to_the_data_frame():
         fields=weights, field_config=config, translation=np.array([1.0, 2.0, 3.0]), scale=2.0,
     )  # fmt: skip
     own = scene.to_splats(data_frame=False)
-    dc, opacity, rest = net.bake(positions, features, 1)
-    assert torch.allclose(own.sh0[:, 0], dc) and torch.allclose(own.opacity_logits, opacity)
-    assert torch.allclose(own.shN, rest) and torch.allclose(own.log_scales, torch.full((200, 3), -3.0))
+    assert own.is_numpy  # decoding needs no torch
+    with torch.no_grad():
+        dc, opacity, rest = net(positions, features)
+    assert np.allclose(own.sh0[:, 0], dc, atol=2e-5) and np.allclose(own.opacity_logits, opacity, atol=2e-5)
+    assert np.allclose(own.shN, rest[:, :3], atol=2e-5) and np.array_equal(own.log_scales, np.full((200, 3), -3.0))
     data = scene.to_splats()
-    assert torch.allclose(data.means, 2.0 * positions + torch.tensor([1.0, 2.0, 3.0]), atol=1e-5)
-    assert torch.allclose(data.log_scales, own.log_scales + np.log(2.0), atol=1e-6)
+    assert np.allclose(data.means, 2.0 * positions.numpy() + [1.0, 2.0, 3.0], atol=1e-5)
+    assert np.allclose(data.log_scales, own.log_scales + np.log(2.0), atol=1e-6)
     with pytest.raises(SplatpackError, match="layout"):
         CompactScene(positions=positions.numpy(), attributes=codes, sh_degree=1, fields=weights, field_config=config)

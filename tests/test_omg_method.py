@@ -155,7 +155,7 @@ def test_compact_scene_is_the_trained_model(run, request):
         assert set(model.svq_indices) == {"scales", "quats", "features_dc", "opacities", "features_rest"}
     compact = model.compact_scene()
     assert (compact.fields is None) == (run == "omg_raw_run")
-    baked, trained = compact.to_splats(data_frame=False), splats_of(model)
+    baked, trained = compact.to_splats(data_frame=False).torch(), splats_of(model)
     assert torch.allclose(baked.means, trained.means, rtol=1e-3, atol=1e-3)  # half-precision positions
     for name in ("quats", "log_scales", "opacity_logits", "sh0", "shN"):
         assert torch.allclose(getattr(baked, name), getattr(trained, name), atol=1e-5), name

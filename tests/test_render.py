@@ -12,8 +12,9 @@ from gsplat.cuda._torch_impl import _fully_fused_projection, _quat_scale_to_cova
 from splatpack.errors import SplatpackError
 from splatpack.render import available_backends, rasterize, registry, render_splats
 from splatpack.render.cameras import look_at
-from splatpack.render.sh import SH_C1, sh_to_rgb
+from splatpack.render.sh import sh_to_rgb
 from splatpack.scene import SH_C0, Splats
+from splatpack.sh import SH_C1
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="CUDA is absent: the gsplat backend only runs on a GPU")

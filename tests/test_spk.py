@@ -102,7 +102,7 @@ def test_round_trip_is_bit_for_bit(tmp_path, layout, positions, n):
         with pytest.raises(SplatpackError, match="zero Gaussians"):
             spk.read(path)
     elif layout != "fields":  # these fields are arbitrary arrays: real ones are baked below
-        assert torch.equal(spk.read(path).means, stored.to_splats().means)
+        assert torch.equal(spk.read(path).means, stored.to_splats().torch().means)
 
 
 @pytest.mark.parametrize("positions", ["fp16", "fixed10", "fixed16"])
@@ -146,7 +146,7 @@ def test_a_fields_file_bakes_as_its_stored_scene(tmp_path):
     }
     scene = CompactScene(rng.normal(size=(1000, 3)), attrs, 3, weights, config, translation=[1.0, 0.0, -2.0])
     spk.write_compact(scene, tmp_path / "f.spk")
-    decoded, baked = spk.read(tmp_path / "f.spk"), spk.quantize_for_storage(scene).to_splats()
+    decoded, baked = spk.read(tmp_path / "f.spk"), spk.quantize_for_storage(scene).to_splats().torch()
     for name in ("means", "quats", "log_scales", "opacity_logits", "sh0", "shN"):
         assert torch.equal(getattr(decoded, name), getattr(baked, name)), name
     assert decoded.sh_degree == 3
@@ -242,7 +242,7 @@ def test_info_and_decompress_through_the_cli(tmp_path):
     out = tmp_path / "out.ply"
     r = cli("decompress", path, out)
     assert r.returncode == 0, r.stderr
-    decoded, baked = sio.read(out), spk.read_compact(path).to_splats()
+    decoded, baked = sio.read(out), spk.read_compact(path).to_splats().torch()
     for name in ("means", "quats", "log_scales", "opacity_logits", "sh0", "shN"):
         assert torch.equal(getattr(decoded, name), getattr(baked, name)), name
     assert torch.equal(spk.read(path).means, baked.means)
@@ -308,7 +308,7 @@ def test_any_scene_compresses_decompresses_and_describes_through_the_cli(tmp_pat
     back = tmp_path / "back.ply"
     r = cli("decompress", out, back)
     assert r.returncode == 0, r.stderr
-    decoded, baked = sio.read(back), stored.to_splats()
+    decoded, baked = sio.read(back), stored.to_splats().torch()
     for name in ("means", "quats", "log_scales", "opacity_logits", "sh0", "shN"):
         assert torch.equal(getattr(decoded, name), getattr(baked, name)), name
     r = cli("compress", src, tmp_path / "bad.spk", "--spk-positions", "fp32", "--steps", "0")

@@ -13,6 +13,7 @@ import numpy as np
 
 from splatpack.errors import SplatpackError
 from splatpack.scene import Splats
+from splatpack.sh import sh_basis_terms
 
 # Directions used to fit the per-band SH rotation matrices: more than the 7 unknowns of the largest band.
 _FIT_DIRECTIONS = 64
@@ -25,28 +26,24 @@ def _f64(a) -> np.ndarray:
     return np.array(a, dtype=np.float64)
 
 
-def sh_rotation(rot, degree: int) -> list:
-    """Per band l = 1..degree, the (2l+1, 2l+1) torch matrix D_l with ``Y_l(rot d) = D_l Y_l(d)`` for unit d.
+def sh_rotation(rot, degree: int) -> list[np.ndarray]:
+    """Per band l = 1..degree, the (2l+1, 2l+1) float64 matrix D_l with ``Y_l(rot d) = D_l Y_l(d)`` for unit d.
 
     Rotating a scene by ``rot`` maps each band's coefficients c_l to ``D_l c_l``: the colour seen along
     ``rot d`` afterwards equals the colour seen along d before. Found by an exact least-squares fit over
-    sample directions (the band is closed under rotation), which avoids convention-specific Wigner formulas.
-    The fit uses the renderer's SH basis, so it imports torch.
+    sample directions (the band is closed under rotation), which avoids convention-specific Wigner formulas;
+    the basis is the renderer's (``splatpack.sh``), evaluated in numpy.
     """
-    import torch
-
-    from splatpack.render.sh import sh_basis
-
-    rot = torch.as_tensor(rot).double()
-    g = torch.Generator().manual_seed(0)
-    dirs = torch.nn.functional.normalize(torch.randn(_FIT_DIRECTIONS, 3, generator=g, dtype=torch.float64), dim=-1)
-    before = sh_basis(degree, dirs)
-    after = sh_basis(degree, dirs @ rot.T)
+    rot = _f64(rot)
+    dirs = np.random.default_rng(0).standard_normal((_FIT_DIRECTIONS, 3))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    before = np.stack(sh_basis_terms(degree, *dirs.T), axis=-1)
+    after = np.stack(sh_basis_terms(degree, *(dirs @ rot.T).T), axis=-1)
     mats = []
     for l in range(1, degree + 1):
         band = slice(l * l, (l + 1) * (l + 1))
         # after = before @ D^T  ->  D^T = lstsq(before, after)
-        mats.append(torch.linalg.lstsq(before[:, band], after[:, band]).solution.T)
+        mats.append(np.linalg.lstsq(before[:, band], after[:, band], rcond=None)[0].T)
     return mats
 
 
@@ -61,12 +58,12 @@ def rotate_sh(shN, rot):
     bands = [slice(l * l - 1, (l + 1) * (l + 1) - 1) for l in range(1, degree + 1)]
     if numpy:
         rest = shN.astype(np.float64)
-        rotated = [np.einsum("ij,njc->nic", mat.numpy(), rest[:, band]) for mat, band in zip(mats, bands)]
+        rotated = [np.einsum("ij,njc->nic", mat, rest[:, band]) for mat, band in zip(mats, bands)]
         return np.concatenate(rotated, axis=1).astype(shN.dtype)
     import torch
 
     rest = shN.double()
-    rotated = [torch.einsum("ij,njc->nic", mat, rest[:, band]) for mat, band in zip(mats, bands)]
+    rotated = [torch.einsum("ij,njc->nic", torch.from_numpy(mat), rest[:, band]) for mat, band in zip(mats, bands)]
     return torch.cat(rotated, dim=1).to(shN.dtype)
 
 
@@ -138,8 +135,7 @@ def similarity(
     Centres move, each Gaussian's orientation is pre-multiplied by the rotation, log scales grow by log(scale)
     and the SH bands are rotated so every Gaussian shows the colour it showed before along the rotated
     direction; opacities and the DC colour are unchanged. ``rotation`` (3x3) and ``translation`` (3,) are
-    numpy arrays, torch tensors or sequences; the scene keeps its array kind (a numpy scene needs torch only
-    to rotate SH bands above degree 0).
+    numpy arrays, torch tensors or sequences; the scene keeps its array kind (a numpy scene needs no torch).
     """
     if not (math.isfinite(scale) and scale > 0):
         raise SplatpackError(f"scale factor must be a positive finite number, got {scale}")

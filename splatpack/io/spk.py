@@ -26,7 +26,6 @@ import math
 import os
 import re
 import struct
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,10 +33,8 @@ from splatpack.errors import SplatpackError
 from splatpack.io import spk_codec as codec
 from splatpack.io.atomic import atomic_output
 from splatpack.io.files import check_expansion, read_input_bytes
+from splatpack.omg.compact import CompactScene, SvqCode, layout
 from splatpack.scene import Arrays, Splats
-
-if TYPE_CHECKING:
-    from splatpack.omg.compact import CompactScene, SvqCode
 
 MAGIC = b"SPK\x00"
 VERSION = 1
@@ -52,14 +49,6 @@ _F16_MAX = float(np.finfo(np.float16).max)
 
 
 # ---------------------------------------------------------------------------------------------- quantization
-
-
-def _compact():
-    """``splatpack.omg.compact``, imported on first use: it needs torch, which detecting a file's format (every
-    reader's ``sniff``) must not import."""
-    from splatpack.omg import compact
-
-    return compact
 
 
 def _position_mode(positions: str) -> int:
@@ -115,7 +104,7 @@ def _sorted_code(code: SvqCode, name: str) -> SvqCode:
         books.append(_fp16(book[order], f"attribute {name}, codebook {s}"))
         columns.append(rank[code.indices[:, s]])
     indices = np.stack(columns, axis=1) if columns else code.indices
-    return _compact().SvqCode(books, indices)
+    return SvqCode(books, indices)
 
 
 @dataclasses.dataclass
@@ -152,9 +141,8 @@ def _prepare(scene: CompactScene, positions: str, order: str) -> _Stored:
         cells = _fixed_cells(p, lo, hi, bits)
     rows = np.argsort(codec.morton(cells), kind="stable")
     cells = cells[rows]
-    svq = _compact().SvqCode
     attrs = {
-        name: _sorted_code(a.select(rows), name) if isinstance(a, svq) else _fp16(a[rows], f"attribute {name}")
+        name: _sorted_code(a.select(rows), name) if isinstance(a, SvqCode) else _fp16(a[rows], f"attribute {name}")
         for name, a in scene.attributes.items()
     }
     fields = None
@@ -213,7 +201,7 @@ def encode(scene: CompactScene, *, positions: str = "fp16", order: str = "morton
     sections.append(("positions", codec.encode_positions(st.cells, st.bits)))
     for name in s.layout():
         attr = s.attributes[name]
-        if isinstance(attr, _compact().SvqCode):
+        if isinstance(attr, SvqCode):
             entries[name] = {"svq": [list(book.shape) for book in attr.codebooks]}
             sections.append((f"{name}.indices", codec.encode_indices(attr.indices, [len(b) for b in attr.codebooks])))
             sections.append((f"{name}.codebooks", b"".join(b.astype("<f2").tobytes() for b in attr.codebooks)))
@@ -404,7 +392,7 @@ def _load(path) -> tuple[tuple, dict[str, memoryview], dict, int]:
     if missing:
         raise SplatpackError(f"missing section {missing[0]!r}", path)
     widths = {name: sum(d for _, d in e) if isinstance(e, list) else e for name, e in m["layout"].items()}
-    want = _compact().layout(header[1], fields=m["fields"] is not None)
+    want = layout(header[1], fields=m["fields"] is not None)
     if widths != want:
         raise SplatpackError(f"attribute layout {widths} does not match SH degree {header[1]}'s {want}", path)
     for name, entry in m["layout"].items():
@@ -453,7 +441,7 @@ def _decode_attribute(name: str, entry, sections: dict, n: int, path):
         indices = codec.decode_indices(bytes(sections[f"{name}.indices"]), [k for k, _ in entry], n)
     except ValueError as exc:
         raise SplatpackError(f"section {name}.indices: {exc}", path) from None
-    return _compact().SvqCode(books, indices)
+    return SvqCode(books, indices)
 
 
 def read_compact(path: str | os.PathLike) -> CompactScene:
@@ -479,9 +467,7 @@ def read_compact(path: str | os.PathLike) -> CompactScene:
             at += size
         config = m["fields"]["config"]
     try:
-        return _compact().CompactScene(
-            positions, attrs, degree, fields, config, m["rotation"], m["translation"], m["scale"]
-        )
+        return CompactScene(positions, attrs, degree, fields, config, m["rotation"], m["translation"], m["scale"])
     except SplatpackError as exc:
         raise SplatpackError(exc.problem, path) from None
 
@@ -506,7 +492,7 @@ def write(splats: Splats, path: str | os.PathLike, *, positions: str = "fp16", o
     raw, ``rows_per_entry``, ``seed``), then ``write_compact`` with ``positions`` and ``order``."""
     try:
         check_options(positions, order)  # refused before the k-means, not after
-        scene = _compact().CompactScene.from_splats(splats, **options)
+        scene = CompactScene.from_splats(splats, **options)
     except SplatpackError as exc:
         raise SplatpackError(exc.problem, path) from None
     write_compact(scene, path, positions=positions, order=order)

@@ -52,7 +52,8 @@ from splatpack.nerfstudio.model import SplatpackModel, SplatpackModelConfig, fea
 from splatpack.omg.compact import CompactScene, canonical_quats, codebook_cap
 from splatpack.omg.densify import blur_split_mask
 from splatpack.omg.depth_reinit import per_view_counts, view_points
-from splatpack.omg.fields import AttributeFields, FieldConfig
+from splatpack.omg.field_bake import FieldConfig
+from splatpack.omg.fields import AttributeFields
 from splatpack.omg.pruning import keep_by_score_mass, ld_scores, tau_of
 from splatpack.omg.sampling import restart_values, sample_by_importance
 from splatpack.quant import svq

@@ -13,20 +13,24 @@ the SH bands come from one of two *appearance* layouts:
 Geometry is always ``log_scales`` (3) and ``quats`` (4, w x y z, any norm). Positions are float32 values that the
 container stores exactly (it quantizes them first, ``splatpack.io.spk``). The scene lives in the frame it was
 trained in; ``to_data`` (rotation, translation, scale) maps it to the data frame the user's cameras use, and
-baking applies it, so a decoded file lines up with its input as every other export does.
+baking applies it, so a decoded file lines up with its input as every other export does. Baking runs on numpy
+alone (reading a ``.spk`` needs no torch); quantizing a scene (``from_splats``) uses torch.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from splatpack.errors import SplatpackError
 from splatpack.quant import svq
 from splatpack.quant.svq import SvqCode, as_rows
 from splatpack.scene import SH_REST_COUNT, Splats
+
+if TYPE_CHECKING:
+    import torch
 
 # Attribute names and widths of the two appearance layouts (see the module docstring).
 GEOMETRY = {"log_scales": 3, "quats": 4}
@@ -55,6 +59,8 @@ def codebook_cap(n: int, rows_per_entry: int) -> int:
 
 def canonical_quats(quats: torch.Tensor) -> torch.Tensor:
     """Unit quaternions with w >= 0: q and -q are one rotation, so a codebook need cover only half the sphere."""
+    import torch
+
     q = torch.nn.functional.normalize(quats, dim=-1)
     return torch.where(q[:, :1] < 0, -q, q)
 
@@ -133,8 +139,10 @@ class CompactScene:
         are normalised with w >= 0 first (q and -q are one rotation: half the space for the codebook to cover).
         The SH rest is one sub-vector by default (45 >= its width), as SOG's palette: 2-value sub-vectors would
         cost ~23 indices per Gaussian (4x the bytes at the same render PSNR on the demo scene; README, .spk)."""
+        import torch
+
         n = len(splats)
-        s = splats.detach().to("cpu", torch.float32)
+        s = splats.torch().detach().to("cpu", torch.float32)
         values = {
             "log_scales": (s.log_scales, scale),
             "quats": (canonical_quats(s.quats), rotation),
@@ -155,27 +163,26 @@ class CompactScene:
     # ------------------------------------------------------------------ baking
 
     def to_splats(self, *, data_frame: bool = True, chunk: int = 1 << 18) -> Splats:
-        """A standard 3DGS scene: the fields (if any) evaluated once per Gaussian, in ``chunk`` rows at a time;
-        in the data frame unless ``data_frame`` is False (the stored frame, as trained)."""
+        """A standard 3DGS scene of numpy arrays: the fields (if any) evaluated once per Gaussian, ``chunk`` rows
+        at a time; in the data frame unless ``data_frame`` is False (the stored frame, as trained)."""
         n = len(self)
         k = SH_REST_COUNT[self.sh_degree]
         if self.fields is not None:
-            from splatpack.omg.fields import AttributeFields
+            from splatpack.omg.field_bake import bake
 
-            net = AttributeFields.from_arrays(self.field_config, self.fields)
-            sh0, opacity, shN = net.bake(torch.from_numpy(self.positions), torch.from_numpy(self.values("features")),
-                                         self.sh_degree, chunk=chunk)  # fmt: skip
+            sh0, opacity, shN = bake(
+                self.field_config, self.fields, self.positions, self.values("features"), self.sh_degree, chunk=chunk
+            )
         else:
-            sh0 = torch.from_numpy(self.values("sh0"))
-            opacity = torch.from_numpy(self.values("opacity_logits")).reshape(n)
-            shN = torch.from_numpy(self.values("shN")).reshape(n, k, 3)
-        splats = Splats(
-            means=torch.from_numpy(self.positions.copy()),
-            quats=torch.from_numpy(self.values("quats")),
-            log_scales=torch.from_numpy(self.values("log_scales")),
-            opacity_logits=opacity.reshape(n).float(),
-            sh0=sh0.reshape(n, 1, 3).float(),
-            shN=shN.reshape(n, k, 3).float(),
+            sh0, opacity, shN = self.values("sh0"), self.values("opacity_logits"), self.values("shN")
+        splats = Splats.from_numpy(
+            means=self.positions.copy(),
+            quats=self.values("quats"),
+            log_scales=self.values("log_scales"),
+            opacity_logits=opacity.reshape(n),
+            sh0=sh0.reshape(n, 1, 3),
+            shN=shN.reshape(n, k, 3),
+            arrays="numpy",
         )
         if not data_frame or (
             np.array_equal(self.rotation, np.eye(3)) and not self.translation.any() and self.scale == 1
@@ -183,9 +190,4 @@ class CompactScene:
             return splats
         from splatpack.edit.rigid import similarity
 
-        return similarity(
-            splats,
-            rotation=torch.from_numpy(self.rotation),
-            translation=torch.from_numpy(self.translation),
-            scale=float(self.scale),
-        )
+        return similarity(splats, rotation=self.rotation, translation=self.translation, scale=float(self.scale))

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from splatpack.errors import SplatpackError
-from splatpack.quant.kmeans import assign, kmeans_1d, kmeans_palette
+
+if TYPE_CHECKING:
+    import torch
 
 
 def as_rows(a, dtype) -> np.ndarray:
@@ -66,7 +68,9 @@ def fit(values, length: int, k: int, *, seed: int = 0, iterations: int = 20) -> 
 
     Codebooks never hold more entries than there are rows (a codebook larger than its data only costs bytes).
     """
-    x = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+    from splatpack.quant.kmeans import kmeans_1d, kmeans_palette  # torch: fitting, not decoding
+
+    x = values.detach().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
     x = np.ascontiguousarray(x, dtype=np.float32).reshape(len(x), -1)
     books, columns, start = [], [], 0
     for s, width in enumerate(sub_widths(x.shape[1], length)):
@@ -88,6 +92,10 @@ def fit(values, length: int, k: int, *, seed: int = 0, iterations: int = 20) -> 
 
 def reassign(code: SvqCode, values) -> SvqCode:
     """Each row's nearest entries in ``code``'s codebooks (after the codebooks changed, or for new rows)."""
+    import torch
+
+    from splatpack.quant.kmeans import assign
+
     x = torch.as_tensor(np.ascontiguousarray(values, dtype=np.float32)).reshape(len(values), -1)
     columns, start = [], 0
     for book in code.codebooks:
@@ -100,4 +108,6 @@ def reassign(code: SvqCode, values) -> SvqCode:
 def lookup(codebooks: Sequence[torch.Tensor], indices: torch.Tensor) -> torch.Tensor:
     """(N, sum d_s) rows from codebook tensors and (N, S) indices: the differentiable form training uses (the
     gradient reaches the codebooks)."""
+    import torch
+
     return torch.cat([book[indices[:, s]] for s, book in enumerate(codebooks)], dim=1)
