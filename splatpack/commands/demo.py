@@ -14,7 +14,8 @@ import tyro
 @dataclasses.dataclass
 class Command:
     """Generate the demo scene (if needed), train it on the CPU with OMG's compact pipeline (minimal Gaussians,
-    MLP attributes, sub-vector quantization), write it in every format and score each decoded file."""
+    sub-vector quantization; the MLP attribute fields stay off at CPU lengths, see short_run), write it in every
+    format and score each decoded file."""
 
     scene: Path = Path("data/demo")
     """Where the generated demo scene lives (generated on first use, deterministic)."""

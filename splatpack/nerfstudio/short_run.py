@@ -9,8 +9,11 @@ densification from ``iterations/15`` to ``iterations/2``, SH degree +1 every ``i
   in 1500 refines twice, growing nearly every Gaussian both times (BENCHMARKS.md gives the thresholds tried);
 - ``splatpack-omg`` keeps OMG's events at the paper's fractions of 30k: depth re-initialisation at 1/6 and 1/3
   (as many points as there are Gaussians then: the paper's 3.5M suits ~200 Mip-NeRF 360 views at full size),
-  position LR rewound to 1/6, sampling and the fields at 1/2, LD pruning at 2/3, SVQ at 29/30; the fields'
-  learning-rate warm-up (100) and milestones (1000, 3500, 6000 after the switch) likewise. The blur split is
+  position LR rewound to 1/6, sampling at 1/2, LD pruning at 2/3, SVQ at 29/30. **The MLP fields are off**
+  (``fields_at = -1``: the raw layout, colour, opacity and SH SVQ'd directly): switched on at 1/2 they get 750
+  steps of a 1500-step run where OMG gives them 15k, and cost 2.6 dB at the same size class on the demo scene
+  (BENCHMARKS.md, "OMG part 2"); setting ``fields_at`` turns them back on, with their learning-rate warm-up
+  (100) and milestones (1000, 3500, 6000 after the switch) scaled like the other events. The blur split is
   off: it force-splits every Gaussian leading more than 1/5000 of a view, which early in a short run is nearly
   all of them (demo, 1500 steps: 61k Gaussians by step 500 against 29k without it, each step 2-3x slower), and
   Mini-Splatting has 15k steps to recover.
@@ -39,7 +42,7 @@ def apply_short_schedule(model, method: str, iterations: int, *, sog_refine_ever
     if method == "splatpack-omg":
         model.sample_lr_rewind_to, model.sample_at = iterations // 6, iterations // 2
         model.depth_reinit_at, model.depth_reinit_points = (iterations // 6, iterations // 3), 0
-        model.fields_at, model.prune_at, model.svq_at = iterations // 2, 2 * iterations // 3, 29 * iterations // 30
+        model.fields_at, model.prune_at, model.svq_at = -1, 2 * iterations // 3, 29 * iterations // 30
         model.fields_lr_warmup = max(1, iterations * 100 // PAPER_STEPS)
         model.fields_lr_milestones = tuple(iterations * m // PAPER_STEPS for m in (1000, 3500, 6000))
         model.blur_split = False
