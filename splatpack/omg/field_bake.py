@@ -109,13 +109,20 @@ def frequency_encoding(u: np.ndarray, frequencies: int) -> np.ndarray:
     """[u, sin(2^k pi u), cos(2^k pi u)] for k < ``frequencies``: (N, 3 + 6 F), float32 like the torch one."""
     scales = (np.float32(math.pi) * 2.0 ** np.arange(frequencies, dtype=np.float32)).astype(np.float32)
     angles = (u[..., None] * scales).reshape(len(u), -1)
-    return np.concatenate([u, np.sin(angles), np.cos(angles)], axis=-1)
+    out = np.empty((len(u), 3 + 2 * angles.shape[1]), np.float32)
+    out[:, :3] = u
+    np.sin(angles, out=out[:, 3 : 3 + angles.shape[1]])
+    np.cos(angles, out=out[:, 3 + angles.shape[1] :])
+    return out
 
 
 def _mlp(w: dict[str, np.ndarray], name: str, x: np.ndarray, leaky: bool) -> np.ndarray:
-    h = x @ w[f"{name}.0.weight"].T + w[f"{name}.0.bias"]
-    h = np.where(h >= 0, h, np.float32(0.01) * h) if leaky else np.maximum(h, 0)
-    return h @ w[f"{name}.2.weight"].T + w[f"{name}.2.bias"]
+    h = x @ w[f"{name}.0.weight"].T
+    h += w[f"{name}.0.bias"]
+    np.maximum(h, h * np.float32(0.01) if leaky else np.float32(0), out=h)  # LeakyReLU (slope 0.01) or ReLU
+    out = h @ w[f"{name}.2.weight"].T
+    out += w[f"{name}.2.bias"]
+    return out
 
 
 def bake(
