@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,18 @@ def test_train_writes_resumable_and_shippable_checkpoints_and_logs(run_dir):
     torch.testing.assert_close(half["encoder.bank"].float(), full["encoder.bank"], rtol=1e-3, atol=1e-3)
     events = list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
+
+
+def test_without_tensorboard_the_log_is_jsonl(tmp_path, monkeypatch):
+    from splatpack.feedforward.trainer import ScalarLog
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as if not installed
+    log = ScalarLog(tmp_path, start_step=0)
+    log.log(0, {"train/loss": 0.5})
+    log.log(1, {"train/loss": 0.25, "heldout/psnr": 20.0})
+    log.close()
+    lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert lines == [{"step": 0, "train/loss": 0.5}, {"step": 1, "train/loss": 0.25, "heldout/psnr": 20.0}]
 
 
 def test_same_seed_same_weights_other_seed_other_weights(run_dir, tmp_path):
@@ -168,3 +181,35 @@ def test_bad_input_is_one_line_exit_2_and_no_output(case, message, run_dir, demo
     assert err.count("\n") == 1 and message in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.pt"]
     assert junk.read_bytes() == b"not a checkpoint"
+
+
+@pytest.mark.parametrize("method", ["splatpack-base", "splatpack"])
+def test_ns_train_init_feedforward_starts_from_the_prediction_in_the_dataparser_frame(method, run_dir, demo_scene,
+                                                                                       tmp_path):  # fmt: skip
+    """Six steps of the Trainer ns-train drives, on the demo scene (160 x 120): step 0 replaces the placeholders
+    by the feed-forward Gaussians (SOG's grid keeps the most opaque square number of them), and training moves
+    them only by a few learning-rate steps."""
+    pytest.importorskip("nerfstudio")
+    from splatpack.feedforward.nerfstudio_init import pipeline_splats
+    from splatpack.nerfstudio.convert import splats_of
+    from splatpack.nerfstudio.short_run import configure_short_run, method_trainer_config
+    from splatpack.nerfstudio.short_run import train as ns_train
+
+    cfg = method_trainer_config(method)
+    configure_short_run(cfg, method, demo_scene, tmp_path, 6, 0)
+    cfg.pipeline.model.init, cfg.pipeline.model.init_checkpoint = "feedforward", run_dir / MODEL
+    trainer, _ = ns_train(cfg)
+    model = trainer.pipeline.model
+    predicted = pipeline_splats(trainer.pipeline, run_dir / MODEL, cfg.pipeline.model.init_views)
+    trained = splats_of(model)
+    assert len(predicted) == 24 and len(trained) == (16 if method == "splatpack" else 24)
+    # Every trained Gaussian sits within a few position steps of a predicted one (SOG reorders its grid).
+    assert float(torch.cdist(trained.means, predicted.means).min(dim=1).values.max()) < 0.01
+    assert float(predicted.means.std()) > 0.05  # the check above is not met by a collapsed cloud
+    # The dataparser's frame: what feed-forward run predicts in the data's frame, moved by the dataparser's
+    # transform (same views, same pixels).
+    outputs = trainer.pipeline.datamanager.train_dataparser_outputs
+    in_data = feedforward_splats(demo_scene, checkpoint=run_dir / MODEL, views=cfg.pipeline.model.init_views)
+    transform = outputs.dataparser_transform.double()
+    expect = outputs.dataparser_scale * (in_data.means.double() @ transform[:, :3].T + transform[:, 3])
+    torch.testing.assert_close(predicted.means.double(), expect, rtol=0, atol=1e-4)

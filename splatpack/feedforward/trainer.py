@@ -21,6 +21,7 @@ from splatpack import progress
 from splatpack.errors import SplatpackError
 from splatpack.feedforward.checkpoint import load_checkpoint, save_checkpoint
 from splatpack.feedforward.config import FeedForwardConfig
+from splatpack.feedforward.inference import spread
 from splatpack.feedforward.model import FeedForwardModel
 from splatpack.feedforward.scenes import HELD_OUT_FIRST, MultiViewScene, procedural_scene
 from splatpack.feedforward.settings import TrainSettings
@@ -53,7 +54,7 @@ def on_device(scene: MultiViewScene, device) -> MultiViewScene:
 
 def heldout_context(views: int, context: int) -> tuple[list[int], list[int]]:
     """Evenly spread context views of a held-out scene and the rest as targets (fixed, for comparable scores)."""
-    chosen = sorted({round(i * views / context) for i in range(context)})
+    chosen = spread(context, views)
     return chosen, [v for v in range(views) if v not in chosen]
 
 

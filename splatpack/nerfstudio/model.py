@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
 from gsplat.strategy import DefaultStrategy
@@ -40,6 +41,7 @@ from splatpack.train import ops
 
 # gsplat's DefaultStrategy resets opacities every ``reset_every`` steps; "never" is a step no run reaches.
 NEVER = 1 << 62
+FEEDFORWARD_PLACEHOLDERS = 16  # Gaussians an init-feedforward model holds until step 0 (a 4 x 4 grid)
 
 
 @dataclass
@@ -64,6 +66,14 @@ class SplatpackModelConfig(SplatfactoModelConfig):
     """Optimise positions in log space, ``y = sign(x) log1p|x|``."""
     seed: int = 0
     """Seed of the sorting's random shuffles."""
+    init: Literal["seed", "random", "feedforward"] = "seed"
+    """Where the Gaussians start: the data's seed point cloud (a random cloud when it has none or with
+    random_init), a random cloud (num_random, random_scale), or the feed-forward model's prediction from the
+    training views, in the dataparser's frame (placed when training starts: step 0 replaces placeholders)."""
+    init_checkpoint: Path | None = None
+    """Feed-forward checkpoint for init feedforward (a run's model.pt; default: the shipped one, none yet)."""
+    init_views: int = 8
+    """Training views (evenly spread) the feed-forward model reads for init feedforward."""
     export_at_end: bool = True
     """Write .ply/.spz/.sog (in the input data's own frame) and a quality report when training finishes."""
     export_formats: tuple[str, ...] = ("ply", "spz", "sog")
@@ -105,11 +115,14 @@ class SplatpackModel(SplatfactoModel):
         cfg = self.config
         if cfg.smoothness_lambda > 0 and not cfg.sog_grid:
             raise ValueError("the smoothness loss needs the square grid: set sog_grid True or smoothness_lambda 0")
-        seeded = self.seed_points is not None and not cfg.random_init
+        seeded = self.seed_points is not None and not cfg.random_init and cfg.init == "seed"
         if seeded:
             means = self.seed_points[0].float()
         else:
-            means = (torch.rand((cfg.num_random, 3)) - 0.5) * cfg.random_scale
+            # init feedforward: a few placeholders, replaced at step 0 (_init_from_feedforward) once the model
+            # sees the training views the prediction needs.
+            count = FEEDFORWARD_PLACEHOLDERS if cfg.init == "feedforward" else cfg.num_random
+            means = (torch.rand((count, 3)) - 0.5) * cfg.random_scale
         distances, _ = self.k_nearest_sklearn(means, 3)
         scales = torch.log(torch.from_numpy(distances).mean(dim=-1, keepdim=True).repeat(1, 3))
         n = means.shape[0]
@@ -246,7 +259,41 @@ class SplatpackModel(SplatfactoModel):
                     args=[training_callback_attributes.pipeline, training_callback_attributes.trainer],
                 )
             )
+        if self.config.init == "feedforward" and training_callback_attributes.pipeline is not None:
+            # Step 0 only: a resumed run starts later and keeps its trained Gaussians.
+            callbacks.append(
+                TrainingCallback(
+                    [TrainingCallbackLocation.BEFORE_TRAIN_ITERATION],
+                    self._init_from_feedforward,
+                    iters=(0,),
+                    args=[training_callback_attributes.pipeline],
+                )
+            )
         return callbacks
+
+    @torch.no_grad()
+    def _init_from_feedforward(self, pipeline, step):
+        """Replace every Gaussian by the feed-forward prediction (``splatpack.feedforward.nerfstudio_init``)."""
+        from splatpack.feedforward.nerfstudio_init import pipeline_splats
+        from splatpack.scene import sh0_to_rgb
+
+        cfg = self.config
+        splats = pipeline_splats(pipeline, cfg.init_checkpoint, cfg.init_views, self.device)
+        splats = splats.with_sh_degree(cfg.sh_degree)
+        values = {name: p.new_zeros((len(splats), *p.shape[1:])) for name, p in self.gauss_params.items()}
+        values.update({k: v.to(self.device) for k, v in ops.params_from_splats(splats, "splatfacto").items()})
+        if cfg.sh_degree == 0:
+            rgb = sh0_to_rgb(values["features_dc"]).clamp(1e-3, 1 - 1e-3)
+            values["features_dc"] = features_dc_of(rgb, 0)
+        if cfg.log_positions:
+            values["means"] = self_organizing.log_encode(values["means"])
+        before = self.num_points
+        everything = torch.ones(before, dtype=torch.bool, device=self.device)
+        ops.remove(self.gauss_params, self.optimizers, self.strategy_state, everything)
+        ops.append(self.gauss_params, self.optimizers, self.strategy_state, values)
+        if cfg.sog_grid:
+            self.square_and_sort()
+        CONSOLE.log(f"feed-forward init: {before} placeholders -> {self.num_points} predicted Gaussians")
 
     def _export_after_training(self, pipeline, trainer, step):
         out_dir = Path(trainer.base_dir) / "splatpack_export"
