@@ -111,12 +111,17 @@ class SplatpackModel(SplatfactoModel):
 
     # ------------------------------------------------------------------ set-up
 
+    @property
+    def starts_from_seed_cloud(self) -> bool:
+        """Whether training starts from the data's seed points (not random points or a feed-forward prediction)."""
+        cfg = self.config
+        return self.seed_points is not None and not cfg.random_init and cfg.init == "seed"
+
     def populate_modules(self):
         cfg = self.config
         if cfg.smoothness_lambda > 0 and not cfg.sog_grid:
             raise ValueError("the smoothness loss needs the square grid: set sog_grid True or smoothness_lambda 0")
-        seeded = self.seed_points is not None and not cfg.random_init and cfg.init == "seed"
-        if seeded:
+        if self.starts_from_seed_cloud:
             means = self.seed_points[0].float()
         else:
             # init feedforward: a few placeholders, replaced at step 0 (_init_from_feedforward) once the model
@@ -128,7 +133,7 @@ class SplatpackModel(SplatfactoModel):
         n = means.shape[0]
         quats = random_quat_tensor(n)
         dim_sh = num_sh_bases(cfg.sh_degree)
-        if seeded and self.seed_points[1].shape[0] > 0:
+        if self.starts_from_seed_cloud and self.seed_points[1].shape[0] > 0:
             rgb = self.seed_points[1].float() / 255
             # sh_degree 0 renders sigmoid(features_dc), as splatfacto does.
             features_dc = features_dc_of(rgb, cfg.sh_degree)

@@ -83,9 +83,10 @@ class OmgModelConfig(SplatpackModelConfig):
     """Points (= Gaussians) each depth re-initialisation creates, over all training views (Mini-Splatting: 3.5M;
     0: as many as there are Gaussians at that step)."""
     depth_reinit_from_random: bool = False
-    """Depth re-initialisation also when training started from random points, not a seed cloud. Off: the
-    rendered depth of a random start is still noise at 1/6 of a run (fox, 1000 steps, seed 42: 14.64 dB with it
-    against 23.29 dB without; Mini-Splatting always starts from SfM points)."""
+    """Depth re-initialisation also when training did not start from a seed cloud (random points, or ``init
+    feedforward``). Off: the rendered depth of a random start is still noise at 1/6 of a run (fox, 1000 steps,
+    seed 42: 14.64 dB with it against 23.29 dB without; Mini-Splatting always starts from SfM points), and
+    re-creating a feed-forward start would discard it."""
     sample_at: int = 15000
     """Step of the intersection-preserving sampling (-1: off)."""
     sample_ratio: float = 0.5
@@ -351,11 +352,11 @@ class OmgModel(SplatpackModel):
         if cfg.blur_split and refines:
             self.blur_split()
         if step in cfg.depth_reinit_at:
-            if (self.seed_points is not None and not cfg.random_init) or cfg.depth_reinit_from_random:
+            if self.starts_from_seed_cloud or cfg.depth_reinit_from_random:
                 self.depth_reinit()
             else:
-                CONSOLE.log(f"OMG depth re-initialisation skipped at step {step}: training started from random "
-                            "points (depth_reinit_from_random=False)")  # fmt: skip
+                CONSOLE.log(f"OMG depth re-initialisation skipped at step {step}: training did not start from a "
+                            "seed cloud (depth_reinit_from_random=False)")  # fmt: skip
         if step == cfg.sample_at:
             self.sample()
         if step == cfg.fields_at:
