@@ -9,6 +9,17 @@ import math
 from splatpack.errors import SplatpackError
 from splatpack.feedforward.config import FeedForwardConfig
 
+# Settings field -> ``losses.LossWeights`` field. Checkpoints written before these existed trained with all 0.
+LOSS_WEIGHTS = {
+    "frustum_weight": "frustum",
+    "scale_reg": "scale",
+    "rotation_reg": "rotation",
+    "sh_reg": "sh",
+    "opacity_reg": "opacity",
+    "consistency_opacity": "consistency_opacity",
+    "consistency_depth": "consistency_depth",
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainSettings:
@@ -36,6 +47,27 @@ class TrainSettings:
     """Weight of D-SSIM against MSE in the rendering loss."""
     clip: float = 1.0
     """Gradient-norm clip."""
+    frustum_weight: float = 1e-2
+    """Soft frustum constraint: weight of the mean distance of centres outside every context frustum (GlobalSplat's
+    1e-2; 0: off)."""
+    scale_reg: float = 1e-2
+    """Decoder scale regulariser: weight of the anisotropy hinge beyond --max-anisotropy (GlobalSplat's 1e-2)."""
+    rotation_reg: float = 1e-2
+    """Decoder rotation regulariser: weight of (|q| - 1)^2 of the raw quaternions (GlobalSplat's 1e-2)."""
+    sh_reg: float = 1e-2
+    """Decoder SH regulariser: weight of the squared excess of SH coefficients over --sh-cap (GlobalSplat's 1e-2)."""
+    opacity_reg: float = 0.0
+    """Decoder opacity regulariser: weight of the mean opacity (off, as in GlobalSplat's released checkpoint)."""
+    sh_cap: float = 5.0
+    """SH soft cap of --sh-reg (GlobalSplat's)."""
+    max_anisotropy: float = 10.0
+    """Largest axis ratio --scale-reg lets a Gaussian have for free."""
+    consistency_opacity: float = 1e-3
+    """Subset consistency of rendered opacity (GlobalSplat's 1e-3). With this or --consistency-depth on and >= 3
+    context views, each step runs the model on two interleaved context subsets sharing the extreme views (two
+    forward passes and renders instead of one) and matches their renders in the targets."""
+    consistency_depth: float = 1e-2
+    """Subset consistency of rendered depth, where both subsets' renders cover a pixel (GlobalSplat's 1e-2)."""
     stage_starts: tuple[int, ...] = (300, 600, 1200)
     """Steps at which coarse-to-fine stages 1, 2, 3 begin (beyond the model's last stage they are ignored)."""
     fade: int = 100
@@ -52,6 +84,18 @@ class TrainSettings:
             raise SplatpackError(f"context {self.context} leaves no target view out of {self.views} views")
         if self.heldout_scenes < 0 or self.seed < 0:
             raise SplatpackError("heldout_scenes and seed must be non-negative")
+        weights = [getattr(self, name) for name in LOSS_WEIGHTS]
+        if min(weights) < 0 or not all(math.isfinite(v) for v in weights):
+            raise SplatpackError(f"the loss weights ({', '.join(LOSS_WEIGHTS)}) must be finite and non-negative")
+        if not (self.sh_cap > 0 and self.max_anisotropy >= 1):
+            raise SplatpackError("sh_cap must be positive and max_anisotropy at least 1")
+
+    def loss_weights(self):
+        """The ``losses.LossWeights`` of these settings."""
+        from splatpack.feedforward.losses import LossWeights  # torch: not needed to parse the command line
+
+        return LossWeights(**{field: getattr(self, name) for name, field in LOSS_WEIGHTS.items()},
+                           sh_cap=self.sh_cap, max_anisotropy=self.max_anisotropy)  # fmt: skip
 
     def curriculum(self, cfg: FeedForwardConfig):
         """The ``train.Curriculum`` of these stage starts, cut to the model's stages."""

@@ -24,7 +24,7 @@ from splatpack.feedforward.config import FeedForwardConfig
 from splatpack.feedforward.inference import spread
 from splatpack.feedforward.model import FeedForwardModel
 from splatpack.feedforward.scenes import HELD_OUT_FIRST, MultiViewScene, procedural_scene
-from splatpack.feedforward.settings import TrainSettings
+from splatpack.feedforward.settings import LOSS_WEIGHTS, TrainSettings
 from splatpack.feedforward.train import render_targets, train_step
 
 CHECKPOINT = "checkpoint.pt"  # fp32 weights + optimiser state: what --resume reads
@@ -134,6 +134,10 @@ def _resume(out: Path, cfg: FeedForwardConfig, settings: TrainSettings, device):
         changed = [f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) != getattr(model.cfg, f.name)]
         raise SplatpackError(f"the checkpoint's model differs in {', '.join(changed)}", out / CHECKPOINT)
     stored = dict(extra.get("settings", {}))
+    # Written before the loss terms existed: it trained without them (and their caps did not matter).
+    if not any(name in stored for name in LOSS_WEIGHTS):
+        stored.update({name: 0.0 for name in LOSS_WEIGHTS}, sh_cap=settings.sh_cap,
+                      max_anisotropy=settings.max_anisotropy)  # fmt: skip
     stored["stage_starts"] = tuple(stored.get("stage_starts", ()))
     mine = dataclasses.asdict(settings)
     changed = [k for k in mine if k not in ("steps", "checkpoint_every", "heldout_scenes") and stored.get(k) != mine[k]]
@@ -174,7 +178,7 @@ def train(
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
-    curriculum = settings.curriculum(cfg)
+    curriculum, weights = settings.curriculum(cfg), settings.loss_weights()
     pool_seeds = training_seeds(settings)
     pool: dict[int, MultiViewScene] = {}  # generated on first use: a short run never traces the whole pool
     side = settings.resolution
@@ -210,7 +214,8 @@ def train(
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 loss = train_step(model, optimizer, scene(pool_seeds[index]), context, targets, stage=stage,
-                                  blend=blend, ssim_weight=settings.ssim_weight, clip=settings.clip)  # fmt: skip
+                                  blend=blend, ssim_weight=settings.ssim_weight, clip=settings.clip,
+                                  weights=weights)  # fmt: skip
                 log.log(step, {"train/loss": loss, "train/lr": lr, "train/stage": stage + blend})
                 bar.advance()
                 if (step + 1) % settings.checkpoint_every == 0 and step + 1 < settings.steps:
