@@ -17,7 +17,7 @@ from splatpack.feedforward import losses
 from splatpack.feedforward.checkpoint import load_checkpoint, save_checkpoint
 from splatpack.feedforward.losses import LossWeights
 from splatpack.feedforward.model import FeedForwardModel
-from splatpack.feedforward.scenes import procedural_scene
+from splatpack.feedforward.scenes import MultiViewScene, procedural_scene
 from splatpack.feedforward.settings import LOSS_WEIGHTS, TrainSettings
 from splatpack.feedforward.train import photometric_loss, render_targets, train_step
 from splatpack.feedforward.trainer import CHECKPOINT, train
@@ -82,13 +82,13 @@ def test_symmetric_consistency_is_zero_for_equal_renders_and_moves_each_side_hal
     b = torch.tensor([0.4, 0.6, 0.5], requires_grad=True)
     assert float(losses.symmetric_consistency(a, a.detach().clone().requires_grad_()).detach()) == 0.0
     loss = losses.symmetric_consistency(a, b)
-    torch.testing.assert_close(float(loss), float((a - b).abs().mean()))
+    torch.testing.assert_close(float(loss.detach()), float((a - b).abs().mean().detach()))
     loss.backward()
     sign = torch.sign(a.detach() - b.detach())
     torch.testing.assert_close(a.grad, 0.5 * sign / 3)
     torch.testing.assert_close(b.grad, -0.5 * sign / 3)
     # A weight of 0 switches a pixel off (depth where a render is empty).
-    torch.testing.assert_close(float(losses.symmetric_consistency(a, b, torch.tensor([0.0, 1.0, 1.0]))), 0.1)
+    torch.testing.assert_close(float(losses.symmetric_consistency(a, b, torch.tensor([0.0, 1.0, 1.0])).detach()), 0.1)
 
 
 def test_every_term_reaches_the_model_parameters(scene):
@@ -111,34 +111,40 @@ def test_every_term_reaches_the_model_parameters(scene):
         pred = model(images, c2w, Ks, stage=1)
         cams = pred.frame.cameras_to_canonical(c2w)[0]
         value = term(pred)
-        assert float(value) > 0, name
+        assert float(value.detach()) > 0, name
         value.backward()
         params = dict(model.named_parameters())
         for key in ("encoder.bank", heads[head]):
             assert params[key].grad is not None and float(params[key].grad.abs().sum()) > 0, (name, key)
 
 
-def test_consistency_terms_are_positive_for_different_subsets_and_reach_the_model(scene):
-    """train_step with only a consistency term: its value is the loss difference it makes, and it alone moves
-    the geometry decoder and the token bank."""
+def test_consistency_terms_are_positive_for_different_subsets_zero_for_the_same_and_reach_the_model(scene):
+    """train_step with only a consistency term: its value is the loss difference it makes, and it alone sends
+    gradient to the token bank."""
     torch.manual_seed(0)
     cfg = dataclasses.replace(TINY, scale_range=(1e-2, 0.25), position_range=0.6, opacity_offset=0.0)
     base = FeedForwardModel(cfg)
     context, targets = [0, 1, 2, 3], [4]
 
-    def loss_with(**kw) -> tuple[float, FeedForwardModel]:
+    def loss_with(views, **kw) -> tuple[float, FeedForwardModel]:
         model = copy.deepcopy(base)
         opt = torch.optim.SGD(model.parameters(), lr=0.0)  # the step leaves the weights: only the loss matters
-        value = train_step(model, opt, scene, context, targets, stage=1, weights=LossWeights(**kw))
+        value = train_step(model, opt, views, context, targets, stage=1, weights=LossWeights(**kw))
         return value, model
 
     eps = 1e-6  # on, but weightless: the two-subset loss without the term
-    without, _ = loss_with(consistency_opacity=eps)
+    without, _ = loss_with(scene, consistency_opacity=eps)
     for name in ("consistency_opacity", "consistency_depth"):
-        value, model = loss_with(**{name: 1.0})
+        value, model = loss_with(scene, **{name: 1.0})
         assert value - without > 1e-5, name
         bank = dict(model.named_parameters())["encoder.bank"]
         assert bank.grad is not None and float(bank.grad.abs().sum()) > 0
+    # Four copies of one view as context: both subsets ([0, 1, 3], [0, 2, 3]) are that view three times, the two
+    # predictions are the same and the terms add exactly nothing.
+    same = [0, 0, 0, 0, 4]
+    copies = MultiViewScene(scene.images[same], scene.c2w[same], scene.Ks[same], seed=scene.seed)
+    without, _ = loss_with(copies, consistency_opacity=eps)
+    assert loss_with(copies, consistency_opacity=1.0, consistency_depth=1.0)[0] == without
 
 
 def old_train_step(model, optimizer, scene, context, targets, *, stage, blend, clip=1.0) -> float:
