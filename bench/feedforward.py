@@ -11,19 +11,22 @@ start of per-scene training.
    ``--forward-side``), median wall time of ``--repeats`` after a warm-up; peak memory on CUDA from the
    allocator, on the CPU as the peak RSS of a fresh process (spawned, model loaded) before and after one pass
    (the growth is a lower bound on the pass's working memory: freed loading buffers can absorb part of it).
-3. **The init experiment**: per-scene training of ``--method`` through nerfstudio's Trainer
-   (``splatpack.nerfstudio.short_run``, the short schedule of ``max(--steps)`` iterations, as bench/train.py
-   runs it) from the seed cloud (fox, which has none: a random cloud) and from the feed-forward prediction
-   (``init feedforward``, ``--init-views`` training views), same method and seeds; held-out PSNR after each of
-   ``--steps``, and the first of those steps at which the feed-forward start reaches the seed-cloud run's
-   final PSNR. (nerfstudio scores over the method's own background, so step 0 differs from part 1's figure.)
+3. **The init experiment** (``--init-scenes``: ``--init-procedural`` held-out procedural scenes, each written as
+   a nerfstudio folder by ``procedural_folder``, the demo scene, fox): per-scene training of ``--method`` through
+   nerfstudio's Trainer (``splatpack.nerfstudio.short_run``, the short schedule of ``max(--steps)`` iterations,
+   as bench/train.py runs it) from the seed cloud (fox, which has none: a random cloud) and from the feed-forward
+   prediction (``init feedforward``, ``--init-views`` training views), same method and seeds; held-out PSNR after
+   each of ``--steps``, and the first of those steps at which the feed-forward start reaches the seed-cloud
+   run's final PSNR. (nerfstudio scores over the method's own background, so step 0 differs from part 1's figure.)
 
 Tiny tensors on a loaded 2-core CPU run up to 100x slower on two torch threads than on one (spinning
 threads); ``--threads`` sets the count, and the results record it.
 
     .venv/bin/python bench/feedforward.py --checkpoint RUN/model.pt [--procedural 5] [--scenes demo,fox]
                                           [--forward-views 8 --forward-side 128 --repeats 5]
-                                          [--init-scenes demo,fox] [--steps 0,100,250,500,1000,1500]
+                                          [--init-scenes procedural,demo,fox] [--init-procedural 5]
+                                          [--procedural-views 64 --procedural-size 160 120]
+                                          [--steps 0,100,250,500,1000,1500]
                                           [--method splatpack-base] [--seeds 42] [--init-views 8]
                                           [--set METHOD.FIELD=VALUE ...] [--demo-downscale 1] [--threads 1]
                                           [--out bench/results/feedforward.json]
@@ -183,6 +186,51 @@ def train_evaluated(cfg, steps: list[int], work: Path) -> list[dict]:
     return [p for p in curve if p["step"] in steps]
 
 
+def procedural_folder(seed: int, out: Path, views: int, width: int, height: int, test_every: int) -> Path:
+    """Procedural scene ``seed`` as a nerfstudio folder: ``views`` ray-traced views (a rig of their own: the
+    objects are the feed-forward part's, the camera places are drawn for this view count), every
+    ``test_every``-th held out, and a seed cloud sampled from the surfaces the training views see, as the demo
+    scene's is (``demo_scene.seed_points``); the feed-forward start reads only images and poses."""
+    import json
+
+    import cv2
+    import numpy as np
+    from plyfile import PlyData, PlyElement
+
+    from splatpack.datasets.cameras import GL_TO_CV
+    from splatpack.datasets.demo_scene import Floor, render, seed_points
+    from splatpack.feedforward.scenes import procedural_scene, random_objects
+
+    if (out / "transforms.json").is_file():
+        return out
+    scene = procedural_scene(seed, views, width, height)
+    rng = np.random.default_rng(seed)
+    objects = [Floor(rng), *random_objects(rng)]  # the scene's objects: procedural_scene's first draws
+    c2w, K = scene.c2w.double().numpy(), scene.Ks[0].double().numpy()
+    if not np.allclose(render(objects, c2w[0], K, width, height), scene.images[0].numpy(), atol=1e-5):
+        raise SystemExit(f"procedural scene {seed}: its objects could not be rebuilt from the seed")
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    names = [f"images/frame_{i:05d}.png" for i in range(views)]
+    for name, image in zip(names, scene.images.numpy()):
+        cv2.imwrite(str(out / name), np.round(image[:, :, ::-1] * 255).astype(np.uint8))
+    test = [n for i, n in enumerate(names) if i % test_every == 0]
+    train = [n for n in names if n not in test]
+    xyz, rgb, _, _ = seed_points(objects, np.random.default_rng([seed, 1]), c2w[[names.index(n) for n in train]], K,
+                                 width, height)  # fmt: skip
+    vertex = np.empty(len(xyz), dtype=[(c, "f4") for c in "xyz"] + [(c, "u1") for c in ("red", "green", "blue")])
+    for i, c in enumerate("xyz"):
+        vertex[c] = xyz[:, i]
+    for i, c in enumerate(("red", "green", "blue")):
+        vertex[c] = rgb[:, i]
+    PlyData([PlyElement.describe(vertex, "vertex")]).write(str(out / "sparse_pc.ply"))
+    frames = [{"file_path": n, "transform_matrix": (pose @ GL_TO_CV).tolist()} for n, pose in zip(names, c2w)]
+    meta = {"camera_model": "OPENCV", "fl_x": K[0, 0], "fl_y": K[1, 1], "cx": K[0, 2], "cy": K[1, 2], "w": width,
+            "h": height, "ply_file_path": "sparse_pc.ply", "train_filenames": train, "val_filenames": test,
+            "test_filenames": test, "frames": frames}  # fmt: skip
+    (out / "transforms.json").write_text(json.dumps(meta, indent=1))
+    return out
+
+
 def init_rows(scene: str, data: Path, checkpoint: Path, work: Path, args) -> list[dict]:
     rows = []
     for seed in args.seed_list:
@@ -207,6 +255,21 @@ def init_rows(scene: str, data: Path, checkpoint: Path, work: Path, args) -> lis
     return rows
 
 
+def procedural_means(rows: list[dict]) -> list[dict]:
+    """Per start, the held-out PSNR at each step averaged over the procedural scenes and seeds."""
+    out = []
+    for init in ("seed", "feedforward"):
+        runs = [r for r in rows if r["scene"].startswith("procedural") and r["init"] == init]
+        if runs:
+            curve = [{"step": p["step"], "psnr": statistics.mean(r["curve"][i]["psnr"] for r in runs)}
+                     for i, p in enumerate(runs[0]["curve"])]  # fmt: skip
+            out.append({"scene": f"procedural mean of {len(runs)}", "init": init, "seed": "-", "curve": curve})
+    if len(out) == 2:
+        target = out[0]["curve"][-1]["psnr"]
+        out[1]["reaches_reference_at"] = next((p["step"] for p in out[1]["curve"] if p["psnr"] >= target), None)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- main
 
 
@@ -222,7 +285,15 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--forward-views", type=int, default=8, help="context views of the timed forward pass")
     ap.add_argument("--forward-side", type=int, default=128, help="image side of the timed forward pass")
     ap.add_argument("--repeats", type=int, default=5, help="timed forward passes (median; after one warm-up)")
-    ap.add_argument("--init-scenes", default="demo,fox", help="scenes of the init experiment: demo, fox (or none)")
+    ap.add_argument(
+        "--init-scenes", default="procedural,demo,fox", help="scenes of the init experiment: procedural, demo, fox"
+    )
+    ap.add_argument("--init-procedural", type=int, default=5, help="held-out procedural scenes in the init experiment")
+    ap.add_argument("--procedural-views", type=int, default=64, help="views of each of those scene folders")
+    ap.add_argument("--procedural-test-every", type=int, default=4, help="every N-th of those views is held out")
+    ap.add_argument(
+        "--procedural-size", type=int, nargs=2, default=(160, 120), metavar=("W", "H"), help="their image size"
+    )
     ap.add_argument("--steps", default="0,100,250,500,1000,1500", help="steps at which held-out PSNR is taken")
     ap.add_argument("--method", default="splatpack-base", help="splatpack-base, splatpack or splatpack-omg")
     ap.add_argument("--seeds", default="42", help="comma-separated training seeds, the same for both starts")
@@ -318,8 +389,17 @@ def main() -> None:
         print_table([results["forward"]], FORWARD_COLUMNS, "one forward pass")
         write_results(args.out, results)
 
+        from splatpack.feedforward.trainer import heldout_seeds
+
+        width, height = args.procedural_size
+        for seed in heldout_seeds(args.init_procedural):
+            folder = work / "procedural" / str(seed)
+            scenes[f"procedural {seed}"] = lambda seed=seed, folder=folder: procedural_folder(
+                seed, folder, args.procedural_views, width, height, args.procedural_test_every
+            )
+        names = [n for name in filter(None, args.init_scenes.split(",")) for n in scenes if n.startswith(name)]
         init = []
-        for name in filter(None, args.init_scenes.split(",")):
+        for name in names:
             data = scenes[name]()
             if not data.exists():
                 print(f"skipping {name}: {data} is absent")
@@ -332,6 +412,9 @@ def main() -> None:
             columns.append(Column("reaches ref at", "reaches_reference_at"))
             print_table(init, columns, f"init experiment ({args.method}): held-out PSNR after N steps")
             results["init"] = init
+            results["init_procedural_mean"] = procedural_means(init)
+            if results["init_procedural_mean"]:
+                print_table(results["init_procedural_mean"], columns, "procedural scenes, mean over scenes and seeds")
             write_results(args.out, results)  # after every scene, so a cut-short run keeps its rows
 
 
