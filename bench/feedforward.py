@@ -9,8 +9,8 @@ start of per-scene training.
    Renders are composited over the context views' mean colour, the background the model trains against.
 2. **Forward time and memory**: one forward pass of the model (``--forward-views`` views of held-out scene 0 at
    ``--forward-side``), median wall time of ``--repeats`` after a warm-up; peak memory on CUDA from the
-   allocator, on the CPU as the peak RSS of a fresh process (spawned, model loaded) before and after one pass
-   (the growth is a lower bound on the pass's working memory: freed loading buffers can absorb part of it).
+   allocator, on the CPU in a fresh process (spawned, model loaded): the peak RSS during one pass above the RSS
+   before it (sampled each millisecond), and the process's peak RSS with torch, the model and the pass.
 3. **The init experiment** (``--init-scenes``: ``--init-procedural`` held-out procedural scenes, each written as
    a nerfstudio folder by ``procedural_folder``, the demo scene, fox): per-scene training of ``--method`` through
    nerfstudio's Trainer (``splatpack.nerfstudio.short_run``, the short schedule of ``max(--steps)`` iterations,
@@ -107,18 +107,36 @@ def real_scene_row(name: str, data: Path, predictor, downscale: int, work: Path,
     return {"scene": name, **score(predictor, train.images[chosen], c2w, train.Ks[chosen], heldout, work, args)}
 
 
-def _peak_rss_of_one_forward(checkpoint: str, inputs, stage: int, blend: float) -> tuple[int, int]:
-    """In a fresh process: peak RSS (KiB) with the model loaded, and after one forward pass."""
+def _rss_kib() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() // 1024
+
+
+def _peak_rss_of_one_forward(checkpoint: str, inputs, stage: int, blend: float) -> tuple[int, int, int]:
+    """In a fresh process with the model loaded: RSS (KiB) before one forward pass, its peak during the pass
+    (sampled every millisecond; torch releases the GIL in its kernels), and the process's peak RSS after it."""
+    import threading
+
     import torch
 
     from splatpack.feedforward.checkpoint import load_checkpoint
 
     model, _ = load_checkpoint(checkpoint)
     model.eval()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before, peak, done = _rss_kib(), [0], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_kib())
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
     with torch.no_grad():
         model(*inputs, stage=stage, blend=blend)
-    return before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    done.set()
+    sampler.join()
+    return before, max(peak[0], _rss_kib()), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def forward_cost(predictor, args) -> dict:
@@ -149,8 +167,10 @@ def forward_cost(predictor, args) -> dict:
     else:
         cpu_inputs = tuple(t.cpu() for t in inputs)
         with multiprocessing.get_context("spawn").Pool(1) as pool:
-            before, after = pool.apply(_peak_rss_of_one_forward, (str(predictor.path), cpu_inputs, *kw.values()))
-        row["process_peak_mb"], row["forward_growth_mb"] = after / 1024, (after - before) / 1024
+            before, peak, process = pool.apply(
+                _peak_rss_of_one_forward, (str(predictor.path), cpu_inputs, *kw.values())
+            )
+        row["process_peak_mb"], row["forward_rss_mb"] = process / 1024, (peak - before) / 1024
     return row
 
 
@@ -278,7 +298,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--checkpoint", type=Path, required=True, help="a run's model.pt (or checkpoint.pt)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--procedural", type=int, default=5, help="held-out procedural scenes scored (seeds 1e6 + i)")
-    ap.add_argument("--scenes", default="demo,fox", help="real scenes scored feed-forward: demo, fox (or none)")
+    ap.add_argument("--scenes", default="demo,fox", help="real scenes scored feed-forward: demo, fox ('': none)")
     ap.add_argument("--context-views", type=int, default=8, help="context views of the real scenes")
     ap.add_argument("--fox-scale", type=float, default=0.0625, help="fox image scale (1/16: 66x119)")
     ap.add_argument("--sog-preset", default="tiny", help="SOG writer preset of the .sog files")
@@ -286,7 +306,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--forward-side", type=int, default=128, help="image side of the timed forward pass")
     ap.add_argument("--repeats", type=int, default=5, help="timed forward passes (median; after one warm-up)")
     ap.add_argument(
-        "--init-scenes", default="procedural,demo,fox", help="scenes of the init experiment: procedural, demo, fox"
+        "--init-scenes",
+        default="procedural,demo,fox",
+        help="scenes of the init experiment: procedural, demo, fox ('': none)",
     )
     ap.add_argument("--init-procedural", type=int, default=5, help="held-out procedural scenes in the init experiment")
     ap.add_argument("--procedural-views", type=int, default=64, help="views of each of those scene folders")
@@ -339,7 +361,7 @@ FORWARD_COLUMNS = (
     Column("median s", "median_s", ".3f"),
     Column("peak MB", "peak_mb", ".0f"),
     Column("process peak MB", "process_peak_mb", ".0f"),
-    Column("forward growth MB", "forward_growth_mb", ".0f"),
+    Column("forward RSS MB", "forward_rss_mb", ".1f"),
 )
 
 
@@ -350,6 +372,10 @@ def main() -> None:
     if args.step_list[0] < 0 or args.step_list[-1] < 1:
         raise SystemExit("--steps: non-negative steps, at least one of them > 0")
     args.iterations = args.step_list[-1]
+    for option, names, known in (("--scenes", args.scenes, ("demo", "fox")),
+                                 ("--init-scenes", args.init_scenes, ("procedural", "demo", "fox"))):  # fmt: skip
+        if unknown := set(filter(None, names.split(","))) - set(known):
+            raise SystemExit(f"{option}: unknown scene {sorted(unknown)[0]!r}; one of {', '.join(known)}")
 
     import torch
 
