@@ -24,7 +24,7 @@ from splatpack.datasets.cameras import GL_TO_CV
 from splatpack.errors import SplatpackError
 from splatpack.io.atomic import atomic_output
 
-VERSION = 3
+VERSION = 4  # bump whenever the rendered views or poses change: an older folder is then regenerated
 EPS = 1e-4
 FLOOR_HALF = 3.0  # the floor is the square |x|, |y| <= 3
 TARGET = np.array([0.0, 0.0, 0.45])  # every camera looks here
