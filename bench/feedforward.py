@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 
 from _report import ROOT, Column, print_table, write_results
-from train import FOX, method_config, parse_override
+from train import FOX, add_training_options, method_config
 
 DEMO = ROOT / "data" / "demo"
 
@@ -324,17 +324,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--threads", type=int, default=0, help="torch threads (0: torch's default; on a loaded CPU 1 is faster)"
     )
-    ap.add_argument("--fox-random", type=int, default=10000, help="fox's random start: Gaussians (bench/train.py's)")
-    ap.add_argument("--fox-random-scale", type=float, default=2.0, help="fox's random start: cube side")
-    ap.add_argument("--sog-refine-every", type=int, default=100, help="splatpack's refine and re-sort interval")
-    ap.add_argument(
-        "--set",
-        type=parse_override,
-        action="append",
-        default=[],
-        metavar="METHOD.FIELD=VALUE",
-        help="override a model config field of the init experiment's runs (both starts); repeatable",
-    )
+    add_training_options(ap, "override a model config field of the init experiment's runs (both starts); repeatable")
     ap.add_argument("--work", type=Path, default=None, help="keep files and runs here (default: a temp folder)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "feedforward.json")
     return ap

@@ -284,22 +284,8 @@ def summarize(rows: list[dict]) -> list[dict]:
     return out
 
 
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scenes", default="demo,fox", help="comma-separated: demo (generated into data/demo), fox")
-    ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
-    ap.add_argument("--iterations", type=int, default=1500, help="training iterations, the same for every method")
-    ap.add_argument(
-        "--seeds", default="42,1,2,3,4", help="comma-separated training seeds, the same for every method (>= 5)"
-    )
-    ap.add_argument("--reference", default="splatpack-base", help="method the paired differences are taken against")
-    ap.add_argument(
-        "--demo-extra-views",
-        type=int,
-        default=34,
-        help="demo scene's held-out views besides its 6 ring views (0: the 6-view split of sessions 1-3)",
-    )
-    ap.add_argument("--fox-scale", type=float, default=0.0625, help="fox image scale (1080x1920 -> 66x119 at 1/16)")
+def add_training_options(ap: argparse.ArgumentParser, set_help: str) -> None:
+    """The training options ``method_config`` reads, shared with bench/feedforward.py's init experiment."""
     ap.add_argument(
         "--fox-random",
         type=int,
@@ -319,7 +305,29 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="METHOD.FIELD=VALUE",
-        help="override a model config field of one method, e.g. splatpack-base.cull_alpha_thresh=0.1 "
+        help=set_help,
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenes", default="demo,fox", help="comma-separated: demo (generated into data/demo), fox")
+    ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
+    ap.add_argument("--iterations", type=int, default=1500, help="training iterations, the same for every method")
+    ap.add_argument(
+        "--seeds", default="42,1,2,3,4", help="comma-separated training seeds, the same for every method (>= 5)"
+    )
+    ap.add_argument("--reference", default="splatpack-base", help="method the paired differences are taken against")
+    ap.add_argument(
+        "--demo-extra-views",
+        type=int,
+        default=34,
+        help="demo scene's held-out views besides its 6 ring views (0: the 6-view split of sessions 1-3)",
+    )
+    ap.add_argument("--fox-scale", type=float, default=0.0625, help="fox image scale (1080x1920 -> 66x119 at 1/16)")
+    add_training_options(
+        ap,
+        "override a model config field of one method, e.g. splatpack-base.cull_alpha_thresh=0.1 "
         "(splatfacto's prune threshold) or splatpack.densify_grad_thresh=2e-4; repeatable",
     )
     ap.add_argument("--sog-preset", default="tiny", help="SOG preset of every run's export")

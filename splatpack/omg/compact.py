@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from splatpack.edit.rigid import similarity
 from splatpack.errors import SplatpackError
+from splatpack.omg.field_bake import bake
 from splatpack.quant import svq
 from splatpack.quant.svq import SvqCode, as_rows
 from splatpack.scene import SH_REST_COUNT, Splats
@@ -168,8 +170,6 @@ class CompactScene:
         n = len(self)
         k = SH_REST_COUNT[self.sh_degree]
         if self.fields is not None:
-            from splatpack.omg.field_bake import bake
-
             sh0, opacity, shN = bake(
                 self.field_config, self.fields, self.positions, self.values("features"), self.sh_degree, chunk=chunk
             )
@@ -188,6 +188,4 @@ class CompactScene:
             np.array_equal(self.rotation, np.eye(3)) and not self.translation.any() and self.scale == 1
         ):
             return splats
-        from splatpack.edit.rigid import similarity
-
         return similarity(splats, rotation=self.rotation, translation=self.translation, scale=float(self.scale))
