@@ -7,6 +7,8 @@ start of per-scene training.
    when absent; every 8th frame held out, scored at ``--fox-scale``): PSNR/SSIM of the held-out views rendered
    from the prediction in memory and from its .spk and .sog files as read back, Gaussians and file sizes.
    Renders are composited over the context views' mean colour, the background the model trains against.
+   Beside them on the procedural scenes, goal 3's yardstick (``--fit-steps``, *fit dB*): as many Gaussians
+   optimised per scene from a seed cloud for that many steps on the same context views, scored on the same views.
 2. **Forward time and memory**: one forward pass of the model (``--forward-views`` views of held-out scene 0 at
    ``--forward-side``), median wall time of ``--repeats`` after a warm-up; peak memory on CUDA from the
    allocator, on the CPU in a fresh process (spawned, model loaded): the peak RSS during one pass above the RSS
@@ -23,7 +25,7 @@ Tiny tensors on a loaded 2-core CPU run up to 100x slower on two torch threads t
 threads); ``--threads`` sets the count, and the results record it.
 
     .venv/bin/python bench/feedforward.py --checkpoint RUN/model.pt [--procedural 5] [--scenes demo,fox]
-                                          [--forward-views 8 --forward-side 128 --repeats 5]
+                                          [--fit-steps 200] [--forward-views 8 --forward-side 128 --repeats 5]
                                           [--init-scenes procedural,demo,fox] [--init-procedural 5]
                                           [--procedural-views 64 --procedural-size 160 120]
                                           [--steps 0,100,250,500,1000,1500]
@@ -87,8 +89,63 @@ def procedural_rows(predictor, settings: dict, work: Path, args) -> list[dict]:
         heldout = Views(torch.linalg.inv(scene.c2w[targets]), scene.Ks[targets], [(side, side)] * len(targets),
                         list(scene.images[targets]), near_plane=near)  # fmt: skip
         row = score(predictor, scene.images[ctx], scene.c2w[ctx], scene.Ks[ctx], heldout, work / f"p{seed}", args)
+        if args.fit_steps:
+            row["fit_psnr"] = seed_cloud_fit(
+                scene, ctx, heldout, row["gaussians"], args.fit_steps, predictor.model.cfg.sh_degree
+            )
         rows.append({"scene": f"procedural {seed}", **row})
     return rows
+
+
+def seed_cloud_fit(scene, ctx: list[int], heldout, n: int, steps: int, sh_degree: int) -> float:
+    """Goal 3's yardstick: held-out PSNR of per-scene optimisation of exactly ``n`` Gaussians (no densification)
+    from an SfM-like seed cloud of the scene (``demo_scene.seed_points`` on the context views, resampled to
+    ``n``), ``steps`` steps of ``splatpack.train``'s 3DGS loss on the context views, scored on the same targets as
+    the feed-forward prediction, over the same background (the context views' mean colour)."""
+    import dataclasses
+
+    import numpy as np
+    import torch
+
+    from splatpack.datasets.cameras import CameraSet
+    from splatpack.datasets.demo_scene import seed_points
+    from splatpack.evaluation import evaluate
+    from splatpack.train.trainer import TrainConfig, init_from_points, train
+
+    side = scene.images.shape[1]
+    objects, c2w = procedural_geometry(scene, side, side)
+    c2w, K = c2w[ctx], scene.Ks[0].double().numpy()
+    rng = np.random.default_rng([scene.seed, 2])
+    xyz, rgb, _, _ = seed_points(objects, rng, c2w, K, side, side)
+    pick = rng.choice(len(xyz), n, replace=len(xyz) < n)
+    # Repeated points are pulled apart, or their nearest-neighbour scale would be zero.
+    spread = np.ptp(xyz, axis=0).max() * 1e-3 * (np.arange(n) >= len(np.unique(pick)))[:, None]
+    points = torch.from_numpy(xyz[pick] + rng.normal(size=(n, 3)) * spread).float()
+    start = init_from_points(points, torch.from_numpy(rgb[pick] / 255.0).float(), sh_degree)
+    cams = CameraSet(scene.images[ctx], torch.linalg.inv(scene.c2w[ctx]), scene.Ks[ctx], [str(v) for v in ctx],
+                     side, side)  # fmt: skip
+    background = scene.images[ctx].reshape(-1, 3).mean(dim=0)
+    cfg = TrainConfig(
+        steps=steps, sh_degree=sh_degree, densify=False, seed=scene.seed, background=tuple(background.tolist())
+    )
+    fitted = train(start, cams, cfg)
+    return evaluate(fitted, dataclasses.replace(heldout, background=background), batch=1)["psnr"]
+
+
+def procedural_geometry(scene, width: int, height: int):
+    """(the ray tracer's objects, float64 (V, 4, 4) camera-to-world poses) of procedural ``scene``, rebuilt from
+    its seed as ``procedural_scene`` draws them, and checked against its first view."""
+    import numpy as np
+
+    from splatpack.datasets.demo_scene import Floor, render
+    from splatpack.feedforward.scenes import random_objects, random_rig
+
+    rng = np.random.default_rng(scene.seed)
+    objects = [Floor(rng), *random_objects(rng)]
+    c2w, K = random_rig(rng, len(scene.images)), scene.Ks[0].double().numpy()
+    if not np.allclose(render(objects, c2w[0], K, width, height), scene.images[0].numpy(), atol=1e-5):
+        raise SystemExit(f"procedural scene {scene.seed}: its objects could not be rebuilt from the seed")
+    return objects, c2w
 
 
 def real_scene_row(name: str, data: Path, predictor, downscale: int, work: Path, args) -> dict:
@@ -218,17 +275,14 @@ def procedural_folder(seed: int, out: Path, views: int, width: int, height: int,
     from plyfile import PlyData, PlyElement
 
     from splatpack.datasets.cameras import GL_TO_CV
-    from splatpack.datasets.demo_scene import Floor, render, seed_points
-    from splatpack.feedforward.scenes import procedural_scene, random_objects
+    from splatpack.datasets.demo_scene import seed_points
+    from splatpack.feedforward.scenes import procedural_scene
 
     if (out / "transforms.json").is_file():
         return out
     scene = procedural_scene(seed, views, width, height)
-    rng = np.random.default_rng(seed)
-    objects = [Floor(rng), *random_objects(rng)]  # the scene's objects: procedural_scene's first draws
-    c2w, K = scene.c2w.double().numpy(), scene.Ks[0].double().numpy()
-    if not np.allclose(render(objects, c2w[0], K, width, height), scene.images[0].numpy(), atol=1e-5):
-        raise SystemExit(f"procedural scene {seed}: its objects could not be rebuilt from the seed")
+    objects, c2w = procedural_geometry(scene, width, height)
+    K = scene.Ks[0].double().numpy()
     (out / "images").mkdir(parents=True, exist_ok=True)
     names = [f"images/frame_{i:05d}.png" for i in range(views)]
     for name, image in zip(names, scene.images.numpy()):
@@ -302,6 +356,12 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--context-views", type=int, default=8, help="context views of the real scenes")
     ap.add_argument("--fox-scale", type=float, default=0.0625, help="fox image scale (1/16: 66x119)")
     ap.add_argument("--sog-preset", default="tiny", help="SOG writer preset of the .sog files")
+    ap.add_argument(
+        "--fit-steps",
+        type=int,
+        default=200,
+        help="goal 3's yardstick: steps of per-scene optimisation of as many Gaussians from a seed cloud (0: off)",
+    )
     ap.add_argument("--forward-views", type=int, default=8, help="context views of the timed forward pass")
     ap.add_argument("--forward-side", type=int, default=128, help="image side of the timed forward pass")
     ap.add_argument("--repeats", type=int, default=5, help="timed forward passes (median; after one warm-up)")
@@ -341,6 +401,7 @@ FF_COLUMNS = (
     Column("SPK dB", "spk_psnr", ".2f"),
     Column("SOG KB", lambda r: r["sog_bytes"] / 1e3, ".1f"),
     Column("SOG dB", "sog_psnr", ".2f"),
+    Column("fit dB", "fit_psnr", ".2f"),
 )
 FORWARD_COLUMNS = (
     Column("device", "device"),
@@ -396,8 +457,8 @@ def main() -> None:
             rows.append(real_scene_row(name, data, predictor, downscale, work / "files" / name, args))
         procedural = [r for r in rows if r["scene"].startswith("procedural")]
         if procedural:
-            keys = ("gaussians", "psnr", "ssim", "spk_bytes", "spk_psnr", "sog_bytes", "sog_psnr")
-            mean = {k: statistics.mean(r[k] for r in procedural) for k in keys}
+            keys = ("gaussians", "psnr", "ssim", "spk_bytes", "spk_psnr", "sog_bytes", "sog_psnr", "fit_psnr")
+            mean = {k: statistics.mean(r[k] for r in procedural) for k in keys if k in procedural[0]}
             rows.append({"scene": f"procedural mean of {len(procedural)}", **mean})
         print_table(rows, FF_COLUMNS, "feed-forward, held-out views")
         results["feedforward"] = rows

@@ -44,6 +44,8 @@ class TrainConfig:
     grow_grad2d: float = 2e-4
     """Screen-space gradient above which a Gaussian is cloned or split."""
     seed: int = 0
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """Colour composited behind every render (what uncovered pixels show)."""
 
 
 def scene_extent(cameras: CameraSet) -> tuple[torch.Tensor, float]:
@@ -117,6 +119,7 @@ def train(splats: Splats, cameras: CameraSet, cfg: TrainConfig, *, progress=None
         grow_grad2d=cfg.grow_grad2d,
     )
     state = strategy.initialize_state(scene_scale=radius) if cfg.densify else None
+    background = torch.tensor(cfg.background, dtype=torch.float32)
     decay = 0.01 ** (1 / max(cfg.steps, 1))  # positions: exponential decay to 1% of the initial rate
     for step in range(cfg.steps):
         degree = min(cfg.sh_degree, step // cfg.sh_interval)
@@ -125,7 +128,8 @@ def train(splats: Splats, cameras: CameraSet, cfg: TrainConfig, *, progress=None
         out = render_splats(
             current, cameras.viewmats[i : i + 1], cameras.Ks[i : i + 1], cameras.width, cameras.height, sh_degree=degree
         )
-        loss = _photometric_loss(out.rgb, cameras.images[i : i + 1], cfg.ssim_lambda)
+        rgb = out.rgb + (1 - out.alpha) * background
+        loss = _photometric_loss(rgb, cameras.images[i : i + 1], cfg.ssim_lambda)
         if state is not None:
             strategy.step_pre_backward(params, optimizers, state, step, out.info)
         for opt in optimizers.values():
