@@ -22,7 +22,7 @@ from splatpack.feedforward.model import (
     split,
 )
 from splatpack.feedforward.scenes import procedural_scene
-from splatpack.feedforward.train import Curriculum, train_step
+from splatpack.feedforward.train import Curriculum, render_targets, train_step
 from splatpack.render import rasterize, render_splats
 
 TINY = FeedForwardConfig(
@@ -178,18 +178,32 @@ def test_procedural_scenes_are_seeded_and_differ_between_seeds():
     assert 0 <= float(a.images.min()) and float(a.images.max()) <= 1
 
 
+def _psnr_over_mean_colour(model, scene) -> tuple[float, float]:
+    """(PSNR of the model's renders of every view from every view, PSNR of the views' mean colour alone)."""
+    model.eval()
+    with torch.no_grad():
+        images, c2w, Ks = scene.views(slice(None))
+        background = images.reshape(-1, 3).mean(dim=0)
+        out = render_targets(model(images, c2w, Ks), scene.c2w, scene.Ks, SIDE, SIDE, background)
+        mse = [((x - scene.images) ** 2).mean() for x in (out.rgb.clamp(0, 1), background)]
+    return tuple(float(-10 * torch.log10(m)) for m in mse)
+
+
 def test_a_tiny_model_fits_one_procedural_scene():
-    """30 Adam steps on 3 views of one scene, all used as context and as targets (an overfitting check, not a
-    generalisation one): the loss must fall by a third. Wide, opaque candidates in a cube the size of the camera
-    ring make the untrained model's Gaussians visible, so the loss starts from a state it can improve on."""
+    """200 Adam steps on 3 views of one scene, all used as context and as targets (an overfitting check, not a
+    generalisation one). The yardstick is the views' mean colour alone (15.37 dB here): the untrained model's
+    colours start there, and a model that fades its Gaussians out (the collapse a bad start leads to) ends there.
+    Measured: 19.72 dB after 200 steps; asked: 3 dB over the mean colour."""
     torch.manual_seed(0)
-    cfg = dataclasses.replace(TINY, tokens=16, scale_range=(1e-3, 0.25), position_range=0.6, opacity_offset=0.0)
-    model = FeedForwardModel(cfg)
+    model = FeedForwardModel(dataclasses.replace(TINY, tokens=16))
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     scene = procedural_scene(3, views=3, width=SIDE, height=SIDE)
-    losses = [train_step(model, optimizer, scene, slice(None), slice(None)) for _ in range(30)]
+    start, mean_colour = _psnr_over_mean_colour(model, scene)
+    assert abs(start - mean_colour) < 0.1, (start, mean_colour)
+    losses = [train_step(model, optimizer, scene, slice(None), slice(None)) for _ in range(200)]
     assert all(math.isfinite(v) for v in losses)
-    assert sum(losses[-5:]) / 5 < 0.67 * sum(losses[:3]) / 3, losses
+    fitted, _ = _psnr_over_mean_colour(model, scene)
+    assert fitted > mean_colour + 3.0, (fitted, mean_colour)
 
 
 def test_checkpoint_round_trip_fp32_exact_fp16_close(tmp_path):

@@ -47,10 +47,15 @@ class FeedForwardConfig:
     scale_range: tuple[float, float] = (1e-3, 0.08)
     """Standard deviations of a candidate in the canonical frame (camera constellation diameter 1), before the
     volume-preserving growth of coarser stages."""
-    position_range: float = 2.0
-    """Half-size of the canonical cube the centres are squashed into (tanh), in units of the camera diameter."""
-    opacity_offset: float = -2.0
-    """Added to the candidates' opacity logits so training starts from faint Gaussians."""
+    anchor_extent: float = 0.3
+    """Half-size of the cube about the cameras' look-at point where the tokens' learnable anchors start, in units
+    of the camera diameter (the demo ring's objects and floor lie within about 0.33)."""
+    position_range: float = 0.1
+    """Half-size of the cube about its token's anchor that a candidate's centre is squashed into (tanh), in units
+    of the camera diameter."""
+    opacity_offset: float = -4.0
+    """Added to the candidates' opacity logits so training starts from faint Gaussians (sigmoid(-4) = 0.018; the
+    16 candidates a token merges into one at stage 0 then make a union of 0.25)."""
     layer_scale: float = 1e-3
     """Initial gain of the residual mixer between the two streams (LayerScale)."""
 

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from splatpack.errors import SplatpackError
 from splatpack.feedforward.config import FeedForwardConfig
-from splatpack.scene import Splats
+from splatpack.scene import Splats, rgb_to_sh0
 
 LOG2_THIRD = math.log(2.0) / 3  # a Gaussian split in two keeps its volume: each child's axes shrink by 2^(-1/3)
 
@@ -61,16 +61,31 @@ class CanonicalFrame:
         )
 
 
+def look_at_point(c2w: Tensor, scale: Tensor) -> Tensor:
+    """(B, 3) the point nearest to every context camera's optical axis (least squares), where an orbit or a
+    converging rig looks; a ridge towards one ``scale`` in front of the mean centre keeps near-parallel axes (a
+    forward-facing rig) well posed."""
+    centres, forward = c2w[..., :3, 3], F.normalize(c2w[..., :3, 2], dim=-1)
+    eye = torch.eye(3, dtype=c2w.dtype, device=c2w.device)
+    off_axis = eye - forward[..., :, None] * forward[..., None, :]  # (B, V, 3, 3) projectors off each axis
+    prior = centres.mean(dim=1) + scale[:, None] * F.normalize(forward.mean(dim=1), dim=-1)
+    ridge = 1e-2 * centres.shape[1]
+    lhs = off_axis.sum(dim=1) + ridge * eye
+    rhs = (off_axis @ centres[..., None]).sum(dim=1)[..., 0] + ridge * prior
+    return torch.linalg.solve(lhs, rhs)
+
+
 def canonical_frame(c2w: Tensor) -> CanonicalFrame:
-    """The canonical frame of (B, V, 4, 4) context poses: origin at the mean camera centre, axes of the first
-    context camera, and the largest distance between two camera centres as unit length (1 when they coincide).
+    """The canonical frame of (B, V, 4, 4) context poses: origin at the point the cameras look at
+    (``look_at_point``), axes of the first context camera, and the largest distance between two camera centres
+    as unit length (1 when they coincide). The scene tokens' anchors live around that origin.
 
     The first camera's axes, not the mean rotation: on a full orbit the rotations sum to a singular matrix (the
     right vectors cancel), where the nearest rotation to the mean is undefined."""
     centres = c2w[..., :3, 3]
     diameter = torch.cdist(centres, centres).flatten(1).amax(dim=1)
     scale = torch.where(diameter > 1e-6, diameter, torch.ones_like(diameter))
-    return CanonicalFrame(c2w[:, 0, :3, :3], centres.mean(dim=1), scale)
+    return CanonicalFrame(c2w[:, 0, :3, :3], look_at_point(c2w, scale), scale)
 
 
 def plucker_rays(c2w: Tensor, Ks: Tensor, height: int, width: int) -> Tensor:
@@ -309,7 +324,7 @@ def blend_stages(coarse: Gaussians, fine: Gaussians, t: float) -> Gaussians:
 
 class Decoder(nn.Module):
     """Scene tokens -> K candidate Gaussians per token (geometry and gate from the geometry stream, SH from the
-    appearance stream), bounded: centres in a tanh cube, scales in ``scale_range``."""
+    appearance stream), bounded: centres in a tanh cube about the token's anchor, scales in ``scale_range``."""
 
     def __init__(self, cfg: FeedForwardConfig):
         super().__init__()
@@ -317,11 +332,19 @@ class Decoder(nn.Module):
         self.sh_count = (cfg.sh_degree + 1) ** 2
         # per candidate: centre 3, log-scale 3, quaternion 4, opacity logit 1, gate 1
         self.geometry = nn.Sequential(nn.LayerNorm(cfg.width), nn.Linear(cfg.width, cfg.candidates * 12))
+        # Each token's centres sit around an anchor of its own, spread over the scene from the start: without
+        # them every token starts at the origin and the first gradients fade all Gaussians out together.
+        self.anchors = nn.Parameter((torch.rand(cfg.tokens, 3) * 2 - 1) * cfg.anchor_extent)
         self.appearance = nn.Sequential(
             nn.LayerNorm(cfg.width), nn.Linear(cfg.width, cfg.candidates * self.sh_count * 3)
         )
+        with torch.no_grad():  # colours start within a few thousandths of ``base_rgb`` (see forward)
+            self.appearance[1].weight.mul_(0.01)
+            self.appearance[1].bias.zero_()
 
-    def forward(self, geo: Tensor, app: Tensor) -> Gaussians:
+    def forward(self, geo: Tensor, app: Tensor, base_rgb: Tensor) -> Gaussians:
+        """``base_rgb`` (B, 3): the context views' mean colour, which the colours start from (offsets to it), so
+        the untrained model's Gaussians blend into the picture instead of being faded out by the first steps."""
         cfg = self.cfg
         b, m, _ = geo.shape
         g = self.geometry(geo).reshape(b, m, cfg.candidates, 12)
@@ -329,11 +352,12 @@ class Decoder(nn.Module):
         identity = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=geo.dtype, device=geo.device)
         flat = (b, m * cfg.candidates)
         return Gaussians(
-            means=(cfg.position_range * torch.tanh(g[..., 0:3])).reshape(*flat, 3),
+            means=(self.anchors[:, None] + cfg.position_range * torch.tanh(g[..., 0:3])).reshape(*flat, 3),
             log_scales=torch.log(lo + (hi - lo) * torch.sigmoid(g[..., 3:6])).reshape(*flat, 3),
             quats=(g[..., 6:10] + identity).reshape(*flat, 4),
             opacity_logits=(g[..., 10] + cfg.opacity_offset).reshape(flat),
-            sh=self.appearance(app).reshape(*flat, self.sh_count, 3),
+            sh=self.appearance(app).reshape(*flat, self.sh_count, 3)
+            + F.pad(rgb_to_sh0(base_rgb)[:, None, None], (0, 0, 0, self.sh_count - 1)),
             gate=g[..., 11],
         )
 
@@ -375,7 +399,7 @@ class FeedForwardModel(nn.Module):
         frame = canonical_frame(c2w)
         cams = frame.cameras_to_canonical(c2w)
         geo, app = self.encoder(self.tokenizer(images, cams, Ks))
-        cand = self.decoder(geo, app)
+        cand = self.decoder(geo, app, images.mean(dim=(1, 2, 3)))
         out = merge_candidates(cand, stage)
         if blend > 0:
             out = blend_stages(out, merge_candidates(cand, stage + 1), blend)
