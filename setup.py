@@ -32,6 +32,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["splatpack", "splatpack.*", "viewer", "viewer.*"]),
+    package_data={"splatpack.feedforward": ["weights/model.pt"]},
     cmdclass={"build_py": BuildWithPth},
     install_requires=[
         "torch>=2.4",
