@@ -160,7 +160,7 @@ def test_run_writes_the_predicted_gaussians_in_the_data_frame(run_dir, demo_scen
         ("not-a-dataset", "no COLMAP model"),
         ("bad-extension", "cannot tell the output format"),
         ("bad-checkpoint", "not a feed-forward checkpoint"),
-        ("no-checkpoint", "the shipped feed-forward checkpoint is missing"),
+        ("no-checkpoint", "no feed-forward checkpoint is shipped yet"),
         ("zero-views", "--views must be at least 1"),
         ("unknown-frame", "no frame 'nope.png'"),
     ],

@@ -20,18 +20,18 @@ from splatpack.errors import SplatpackError
 from splatpack.feedforward.checkpoint import load_checkpoint
 from splatpack.scene import Splats
 
-# The shipped checkpoint (README, "Feed-forward"; BENCHMARKS.md says how it was trained).
+# Where the shipped checkpoint goes (package data); none is shipped yet (README, "Feed-forward").
 SHIPPED = Path(__file__).resolve().parent / "weights" / "model.pt"
 DEFAULT_RESOLUTION = 64  # for checkpoints that do not record theirs
 
 
 def resolve_checkpoint(path: str | os.PathLike | None) -> Path:
-    """``path``, or the shipped checkpoint when None (refused in one line when the install lacks it)."""
+    """``path``, or the shipped checkpoint when None (refused in one line while none is shipped)."""
     if path is not None:
         return Path(path)
     if not SHIPPED.is_file():
-        raise SplatpackError("the shipped feed-forward checkpoint is missing from this install; pass one with "
-                             "--checkpoint (splatpack feedforward train makes one)", SHIPPED)  # fmt: skip
+        raise SplatpackError("no feed-forward checkpoint is shipped yet; train one (splatpack feedforward train) "
+                             "and pass it with --checkpoint", SHIPPED)  # fmt: skip
     return SHIPPED
 
 

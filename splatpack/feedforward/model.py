@@ -332,8 +332,8 @@ class Decoder(nn.Module):
         self.sh_count = (cfg.sh_degree + 1) ** 2
         # per candidate: centre 3, log-scale 3, quaternion 4, opacity logit 1, gate 1
         self.geometry = nn.Sequential(nn.LayerNorm(cfg.width), nn.Linear(cfg.width, cfg.candidates * 12))
-        # Each token's centres sit around an anchor of its own, spread over the scene from the start: without
-        # them every token starts at the origin and the first gradients fade all Gaussians out together.
+        # Each token's centres sit about an anchor of its own, spread over the scene from the start. Without them
+        # the first steps bunch every centre at one point and fade them all out (BENCHMARKS, "Feed-forward model").
         self.anchors = nn.Parameter((torch.rand(cfg.tokens, 3) * 2 - 1) * cfg.anchor_extent)
         self.appearance = nn.Sequential(
             nn.LayerNorm(cfg.width), nn.Linear(cfg.width, cfg.candidates * self.sh_count * 3)
