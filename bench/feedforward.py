@@ -117,10 +117,13 @@ def seed_cloud_fit(scene, ctx: list[int], heldout, n: int, steps: int, sh_degree
     c2w, K = c2w[ctx], scene.Ks[0].double().numpy()
     rng = np.random.default_rng([scene.seed, 2])
     xyz, rgb, _, _ = seed_points(objects, rng, c2w, K, side, side)
-    pick = rng.choice(len(xyz), n, replace=len(xyz) < n)
-    # Repeated points are pulled apart, or their nearest-neighbour scale would be zero.
-    spread = np.ptp(xyz, axis=0).max() * 1e-3 * (np.arange(n) >= len(np.unique(pick)))[:, None]
-    points = torch.from_numpy(xyz[pick] + rng.normal(size=(n, 3)) * spread).float()
+    if len(xyz) >= n:
+        pick = rng.choice(len(xyz), n, replace=False)
+    else:  # every point once, then repeats, which are pulled apart (a zero nearest-neighbour scale otherwise)
+        pick = np.concatenate([np.arange(len(xyz)), rng.choice(len(xyz), n - len(xyz))])
+    repeated = (np.arange(n) >= len(xyz))[:, None]
+    points = xyz[pick] + rng.normal(size=(n, 3)) * np.ptp(xyz, axis=0).max() * 1e-3 * repeated
+    points = torch.from_numpy(points).float()
     start = init_from_points(points, torch.from_numpy(rgb[pick] / 255.0).float(), sh_degree)
     cams = CameraSet(scene.images[ctx], torch.linalg.inv(scene.c2w[ctx]), scene.Ks[ctx], [str(v) for v in ctx],
                      side, side)  # fmt: skip

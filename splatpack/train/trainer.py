@@ -119,17 +119,17 @@ def train(splats: Splats, cameras: CameraSet, cfg: TrainConfig, *, progress=None
         grow_grad2d=cfg.grow_grad2d,
     )
     state = strategy.initialize_state(scene_scale=radius) if cfg.densify else None
-    background = torch.tensor(cfg.background, dtype=torch.float32)
+    backgrounds = torch.tensor([cfg.background], dtype=torch.float32)
     decay = 0.01 ** (1 / max(cfg.steps, 1))  # positions: exponential decay to 1% of the initial rate
     for step in range(cfg.steps):
         degree = min(cfg.sh_degree, step // cfg.sh_interval)
         i = int(torch.randint(len(cameras.images), (1,), generator=g))
         current = splats_from_params(params)
         out = render_splats(
-            current, cameras.viewmats[i : i + 1], cameras.Ks[i : i + 1], cameras.width, cameras.height, sh_degree=degree
-        )
-        rgb = out.rgb + (1 - out.alpha) * background
-        loss = _photometric_loss(rgb, cameras.images[i : i + 1], cfg.ssim_lambda)
+            current, cameras.viewmats[i : i + 1], cameras.Ks[i : i + 1], cameras.width, cameras.height,
+            sh_degree=degree, backgrounds=backgrounds,
+        )  # fmt: skip
+        loss = _photometric_loss(out.rgb, cameras.images[i : i + 1], cfg.ssim_lambda)
         if state is not None:
             strategy.step_pre_backward(params, optimizers, state, step, out.info)
         for opt in optimizers.values():
