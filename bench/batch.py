@@ -8,7 +8,8 @@ three ways, each a fresh output folder:
 
 All three start one Python per file (batch tasks are child processes), so the difference between ``loop`` and
 ``batch-1`` is what the engine costs: cluster start-up plus a per-task overhead (scheduling, records, staging,
-rename), reported as ``(batch wall - sum of task wall) / tasks`` and as a share of the mean task. Every run's
+rename), reported as ``(batch wall - sum of task wall / workers) x workers / tasks`` and as a share of the mean
+task, and from the workers' time lines (``timeline``: the same without a worker's idle tail). Every run's
 load average is recorded: on a shared machine the 2-worker speed-up is bounded by the cores nobody else uses.
 Prints a table and writes ``bench/results/batch.json``.
 
@@ -61,6 +62,27 @@ def run_loop(inputs: Path, out: Path) -> dict:
     return {"wall_seconds": wall, "in_process_seconds": sum(inside), "tasks": len(inside)}
 
 
+def timeline(tasks: list[dict]) -> dict:
+    """Per-task engine cost from the workers' time lines (each record's worker, start and end): the worker-side
+    work around each task's command (fingerprint, staging, rename, record) plus the gap from one task's end to the
+    next one's start on the same worker. What it leaves out is the idle tail of a worker that ran out of tasks
+    while another still ran its last one (load balance, not a per-task cost)."""
+    by_worker: dict[str, list[dict]] = {}
+    for t in tasks:
+        by_worker.setdefault(t["worker"], []).append(t)
+    around = gaps = 0.0
+    for runs in by_worker.values():
+        runs.sort(key=lambda t: t["started_at"])
+        around += sum(t["finished_at"] - t["started_at"] - t["seconds"] for t in runs)
+        gaps += sum(b["started_at"] - a["finished_at"] for a, b in zip(runs, runs[1:]))
+    n = len(tasks)
+    return {
+        "worker_side_per_task_seconds": around / n,
+        "gap_per_task_seconds": gaps / max(1, n - len(by_worker)),
+        "timeline_overhead_per_task_seconds": (around + gaps) / n,
+    }
+
+
 def run_batch(inputs: Path, out: Path, workers: int) -> dict:
     cmd = [sys.executable, "-m", "splatpack.cli", "batch", "compress", str(inputs), str(out), "--format", "spz"]
     start = time.perf_counter()
@@ -71,7 +93,10 @@ def run_batch(inputs: Path, out: Path, workers: int) -> dict:
     n = len(summary["tasks"])
     engine = summary["wall_seconds"]  # from the first record check to batch.json; the rest is start-up and close
     overhead = (engine - task_seconds / workers) / n * workers  # per task, on one worker's time line
+    lines = timeline(summary["tasks"])
     return {
+        **lines,
+        "timeline_overhead_per_task_share": lines["timeline_overhead_per_task_seconds"] / (task_seconds / n),
         "wall_seconds": wall,
         "engine_seconds": engine,
         "startup_and_close_seconds": wall - engine,
@@ -123,6 +148,13 @@ def main() -> None:
             Column("overhead/task s", "overhead_per_task_seconds", ".2f"),
             Column(
                 "overhead %", lambda r: r.get("overhead_per_task_share") and 100 * r["overhead_per_task_share"], ".1f"
+            ),
+            Column("worker-side/task s", "worker_side_per_task_seconds", ".3f"),
+            Column("gap/task s", "gap_per_task_seconds", ".3f"),
+            Column(
+                "timeline %",
+                lambda r: r.get("timeline_overhead_per_task_share") and 100 * r["timeline_overhead_per_task_share"],
+                ".1f",
             ),
             Column("load before", "load_before", ".1f"),
             Column("load after", "load_after", ".1f"),

@@ -19,6 +19,7 @@ import sys
 import threading
 import warnings
 
+from splatpack.batch.lifeline import bind_to_parent
 from splatpack.errors import SplatpackError
 
 # Order shown in --help.
@@ -65,6 +66,7 @@ def _one_line(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    bind_to_parent()  # started by a batch worker: die with it
     cmd = None
     in_main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there only
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None

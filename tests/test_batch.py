@@ -10,6 +10,8 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -20,7 +22,7 @@ import torch
 import splatpack.io as sio
 from splatpack.batch.cluster import open_cluster
 from splatpack.batch.engine import run_batch
-from splatpack.batch.records import fingerprint, is_finished, staging_dir
+from splatpack.batch.records import DIGEST, fingerprint, is_finished, staging_dir
 from splatpack.batch.tasks import compress_tasks, find_inputs, train_tasks
 from splatpack.cli import main
 from splatpack.errors import SplatpackError
@@ -109,7 +111,10 @@ def test_records_compare_contents_and_options(tmp_path):
     assert not is_finished(record, fingerprint(path, first), {"format": "spz"}, path)  # other contents: redo
     # A file whose size and mtime match its previous entry keeps that entry's hash (it is not read again).
     now = fingerprint(path)
-    assert fingerprint(path, {"a.ply": {**now["a.ply"], "sha256": "kept"}})["a.ply"]["sha256"] == "kept"
+    assert fingerprint(path, {"a.ply": {**now["a.ply"], DIGEST: "kept"}})["a.ply"][DIGEST] == "kept"
+    # A record of an older digest (SHA-256) never matches: the task is redone, not skipped on a missing field.
+    old = {"a.ply": {"size": 3, "mtime_ns": 0, "sha256": "00"}}
+    assert not is_finished({**record, "inputs": old}, now, {"format": "spz"}, path)
 
 
 def test_inputs_glob_and_output_names(tmp_path):
@@ -170,6 +175,46 @@ def test_killed_worker_task_reruns(cluster, tmp_path):
     assert sio.read(victim.output).means.shape == (N, 3)
     assert not staging_dir(out).exists()
     assert not [p for p in _files(out) if p.endswith(".tmp")]
+
+
+_LIFELINE_PARENT = """
+import os, subprocess, sys
+child = subprocess.Popen(
+    [sys.executable, "-c", "from splatpack.batch.lifeline import bind_to_parent; bind_to_parent(); "
+     "print('armed', flush=True); import time; time.sleep(120)"],
+    env={**os.environ, "SPLATPACK_PARENT_PID": str(os.getpid())}, stdout=subprocess.PIPE, text=True,
+)
+assert child.stdout.readline() == "armed\\n"
+print(child.pid, flush=True)
+child.wait()
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[-1][0] != "Z"  # a zombie has died (its reaper may not have looked yet)
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_task_command_dies_with_the_process_that_started_it():
+    parent = subprocess.Popen([sys.executable, "-c", _LIFELINE_PARENT], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(parent.stdout.readline())
+        assert _alive(child)
+        os.kill(parent.pid, signal.SIGKILL)  # the worker dies mid-task
+        parent.wait(timeout=30)
+        _wait_for(lambda: not _alive(child), 30, "the orphaned command to be killed")
+    finally:
+        parent.kill()
+    # A command whose named parent is already gone when it starts exits at once instead of running unwatched.
+    gone = subprocess.run(
+        [sys.executable, "-c", "from splatpack.batch.lifeline import bind_to_parent; bind_to_parent(); print('ran')"],
+        env={**os.environ, "SPLATPACK_PARENT_PID": "1"}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert gone.returncode == 128 + signal.SIGKILL and gone.stdout == ""
 
 
 def test_unregistered_method_is_one_line(tmp_path):

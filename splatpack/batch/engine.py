@@ -31,6 +31,9 @@ SUMMARY_FIELDS = (
     "file",
     "files",
     "seconds",
+    "worker",
+    "started_at",
+    "finished_at",
     "attempts",
     "options",
 )

@@ -8,18 +8,16 @@ had written stays in the task's staging folder, which the next attempt clears.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
 
 from splatpack.batch.cluster import cpu_count
+from splatpack.batch.lifeline import PARENT_PID
 from splatpack.batch.records import fingerprint, staging_dir, write_record
 from splatpack.batch.tasks import Task
 
@@ -30,19 +28,6 @@ _BOX = "│╭╮╰╯─┃━ "  # tyro draws its errors in boxes
 
 class TaskCrashed(Exception):
     """The task's process was killed or crashed (signal, out of memory): worth retrying elsewhere."""
-
-
-def _parent_death_signal():
-    """A ``preexec_fn`` that has the kernel SIGKILL the child when the thread that started it dies (Linux)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    prctl = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).prctl  # resolved before fork
-    pr_set_pdeathsig = 1
-
-    def set_signal():
-        prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-    return set_signal
 
 
 def error_line(stderr: str) -> str:
@@ -69,6 +54,7 @@ def _environment(task: Task) -> dict:
     # Without a share from the client (a remote cluster): the cores this worker may use, split among its slots.
     threads = task.threads or max(1, cpu_count() // get_worker().state.nthreads)
     env.update({name: str(threads) for name in _THREAD_VARIABLES})
+    env[PARENT_PID] = str(os.getpid())
     if task.gpu_per_worker:
         env["CUDA_VISIBLE_DEVICES"] = str(get_worker().name)
     return env
@@ -81,6 +67,15 @@ def _announce(key: str) -> None:
         get_worker().log_event(EVENT_TOPIC, {"key": key, "state": "running"})
     except ValueError:
         pass  # not on a Dask worker (called directly)
+
+
+def _worker_address() -> str | None:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except ValueError:
+        return None  # not on a Dask worker (called directly)
 
 
 def _begin_attempt(folder) -> int:
@@ -138,6 +133,7 @@ def run_task(task: Task, out_dir) -> dict:
     from pathlib import Path
 
     out_dir = Path(out_dir)
+    started_at = time.time()
     _announce(task.key)
     staging = staging_dir(out_dir) / task.key
     attempts = _begin_attempt(staging)
@@ -151,7 +147,6 @@ def run_task(task: Task, out_dir) -> dict:
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
-        preexec_fn=_parent_death_signal(),
     )
     seconds = time.perf_counter() - start
     if proc.returncode < 0 or proc.returncode > 128:
@@ -166,13 +161,16 @@ def run_task(task: Task, out_dir) -> dict:
         "inputs": inputs,
         "attempts": attempts,
         "seconds": seconds,
-        "finished_at": time.time(),
+        "worker": _worker_address(),
+        "started_at": started_at,
     }
     if proc.returncode == 0:
         figures = _compress_figures(task, proc.stdout) if task.kind == "compress" else _train_figures(task)
         record.update(status="ok", error=None, **figures)
     else:
         record.update(status="failed", error=error_line(proc.stderr))
-    write_record(out_dir, task.key, record)
     shutil.rmtree(staging, ignore_errors=True)
+    # The record is the mark of completion, so it is written last; its end time covers the task's own work.
+    record["finished_at"] = time.time()
+    write_record(out_dir, task.key, record)
     return record
