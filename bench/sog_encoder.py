@@ -83,6 +83,7 @@ def stages_child(scene: Path, out: Path, sort: str) -> None:
     """Write the scene as SOG in-process with the encoder's stages wrapped in timers; print one JSON line."""
     import splatpack.sort
     from splatpack.io import ply, sog
+    from splatpack.quant import kmeans
 
     times: dict[str, float] = {}
 
@@ -100,8 +101,9 @@ def stages_child(scene: Path, out: Path, sort: str) -> None:
     s = ply.read(scene)
     times["read"] = time.perf_counter() - start
     splatpack.sort.grid_order = timed("sort", splatpack.sort.grid_order)
-    sog.kmeans_palette = timed("palette", sog.kmeans_palette)
-    sog.kmeans_1d = timed("codebooks", sog.kmeans_1d)
+    # The encoder imports these at call time, so patching their modules times them.
+    kmeans.kmeans_palette = timed("palette", kmeans.kmeans_palette)
+    kmeans.kmeans_1d = timed("codebooks", kmeans.kmeans_1d)
     sog._webp = timed("webp (summed over threads)", sog._webp)
     start = time.perf_counter()
     sog.write(s, out, sort=sort)

@@ -19,6 +19,7 @@ from splatpack.feedforward.model import (
     blend_stages,
     canonical_frame,
     merge_candidates,
+    ray_distance_sq,
     split,
 )
 from splatpack.feedforward.scenes import procedural_scene
@@ -135,6 +136,18 @@ def test_gradients_reach_every_parameter_through_the_renderer():
     ((out.rgb - images[0]) ** 2).mean().backward()
     missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing
+
+
+def test_ray_bias_measures_the_distance_from_each_anchor_to_each_patch_ray():
+    rays = torch.tensor([[[0.0, 0, 0, 0, 0, 1], [1.0, 0, 0, 1, 0, 0]]])  # from the origin along z; from x=1 along x
+    points = torch.tensor([[0.0, 0, 5], [3.0, 4, 2], [0.0, 0, -2]])
+    expected = torch.tensor([[[0.0, 26.0], [25.0, 20.0], [4.0, 5.0]]])  # behind a camera: distance to its centre
+    torch.testing.assert_close(ray_distance_sq(points, rays), expected)
+    # In the model, the bias is -gain * d^2 per head: the unbiased head sees zeros, the others favour near rays.
+    model = FeedForwardModel(dataclasses.replace(TINY, heads=4, width=32))
+    bias = model.ray_bias(points, rays)
+    assert bias.shape == (1, 4, 3, 2)
+    assert float(bias[0, 0].abs().max()) < 1e-6 and bool((bias[0, 1:, 0, 0] > bias[0, 1:, 0, 1]).all())
 
 
 def random_similarity(seed: int):

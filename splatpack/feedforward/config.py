@@ -56,6 +56,11 @@ class FeedForwardConfig:
     opacity_offset: float = -4.0
     """Added to the candidates' opacity logits so training starts from faint Gaussians (sigmoid(-4) = 0.018; the
     16 candidates a token merges into one at stage 0 then make a union of 0.25)."""
+    ray_bias: bool = True
+    """Geometry-aware cross-attention: each head adds -g_h * d^2 to a token's attention logit of an image patch,
+    d the distance from the token's anchor to the patch's centre ray and g_h a learnable gain per head (spread
+    from 0 to 1000 at init), so from the first step a token reads the patches that see its part of the scene
+    (False: plain cross-attention, the ablation)."""
     layer_scale: float = 1e-3
     """Initial gain of the residual mixer between the two streams (LayerScale)."""
 

@@ -136,15 +136,40 @@ class Tokenizer(nn.Module):
         )
         return self.camera(torch.cat([centre, fourier, intr], dim=-1))
 
-    def forward(self, images: Tensor, c2w: Tensor, Ks: Tensor) -> Tensor:
+    def forward(self, images: Tensor, c2w: Tensor, Ks: Tensor) -> tuple[Tensor, Tensor]:
+        """-> (B, V * patches, width) image tokens and (B, V * patches, 6) each patch's centre ray (origin,
+        unit direction)."""
         b, v, h, w, _ = images.shape
         rgb = self.rgb(patchify((images - 0.45) / 0.25, self.patch))  # roughly zero-mean, unit-variance colour
-        ray = self.ray(patchify(plucker_rays(c2w, Ks, h, w), self.patch))
-        ray = ray + self.camera_code(c2w, Ks, h, w)[:, :, None]
-        return self.fuse(torch.cat([rgb, ray], dim=-1)).reshape(b, -1, self.fuse[0].out_features)
+        rays = plucker_rays(c2w, Ks, h, w)
+        ray = self.ray(patchify(rays, self.patch)) + self.camera_code(c2w, Ks, h, w)[:, :, None]
+        tokens = self.fuse(torch.cat([rgb, ray], dim=-1)).reshape(b, -1, self.fuse[0].out_features)
+        directions = F.normalize(patchify(rays[..., :3], self.patch).unflatten(-1, (-1, 3)).mean(dim=-2), dim=-1)
+        origins = c2w[:, :, None, :3, 3].expand_as(directions)
+        return tokens, torch.cat([origins, directions], dim=-1).reshape(b, -1, 6)
 
 
 # ---------------------------------------------------------------------------------------------- encoder
+
+
+def ray_distance_sq(points: Tensor, rays: Tensor) -> Tensor:
+    """(M, 3) points, (B, N, 6) rays (origin, unit direction) -> (B, M, N) squared distance from each point to
+    each ray's half-line (points behind a camera measure to its centre)."""
+    rel = points[None, :, None] - rays[:, None, :, :3]  # (B, M, N, 3)
+    along = (rel * rays[:, None, :, 3:]).sum(-1).clamp(min=0)
+    return (rel * rel).sum(-1) - along * along
+
+
+class RayBias(nn.Module):
+    """The cross-attention logit bias -g_h * d^2 of ``FeedForwardConfig.ray_bias``."""
+
+    def __init__(self, heads: int):
+        super().__init__()
+        # log-spaced gains, the first head unbiased: from the whole picture down to ~3 % of the scene
+        self.log_gain = nn.Parameter(torch.cat([torch.tensor([-20.0]), torch.linspace(1.0, 7.0, heads - 1)]))
+
+    def forward(self, anchors: Tensor, rays: Tensor) -> Tensor:
+        return -self.log_gain.exp()[None, :, None, None] * ray_distance_sq(anchors, rays)[:, None]
 
 
 class Attention(nn.Module):
@@ -153,11 +178,13 @@ class Attention(nn.Module):
         self.heads = heads
         self.q, self.kv, self.out = nn.Linear(width, width), nn.Linear(width, 2 * width), nn.Linear(width, width)
 
-    def forward(self, x: Tensor, context: Tensor) -> Tensor:
+    def forward(self, x: Tensor, context: Tensor, bias: Tensor | None = None) -> Tensor:
+        """``bias`` (B, heads, n, context tokens): added to the attention logits."""
         b, n, w = x.shape
         q = self.q(x).reshape(b, n, self.heads, -1).transpose(1, 2)
         k, v = self.kv(context).reshape(b, context.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
-        return self.out(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, w))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        return self.out(out.transpose(1, 2).reshape(b, n, w))
 
 
 class Block(nn.Module):
@@ -171,9 +198,9 @@ class Block(nn.Module):
         self.attn = Attention(width, heads)
         self.mlp = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width))
 
-    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, context: Tensor | None = None, bias: Tensor | None = None) -> Tensor:
         h = self.norm(x)
-        x = x + self.attn(h, h if self.norm_context is None else self.norm_context(context))
+        x = x + self.attn(h, h if self.norm_context is None else self.norm_context(context), bias)
         return x + self.mlp(x)
 
 
@@ -186,8 +213,8 @@ class Round(nn.Module):
         self.cross = Block(*args, cross=True)
         self.selfs = nn.ModuleList(Block(*args, cross=False) for _ in range(cfg.self_layers))
 
-    def forward(self, x: Tensor, memory: Tensor) -> Tensor:
-        x = self.cross(x, memory)
+    def forward(self, x: Tensor, memory: Tensor, bias: Tensor | None) -> Tensor:
+        x = self.cross(x, memory, bias)
         for block in self.selfs:
             x = block(x)
         return x
@@ -208,16 +235,17 @@ class Encoder(nn.Module):
             self.mix = nn.ModuleList(nn.Linear(cfg.width, cfg.width) for _ in range(2 * cfg.rounds))
             self.mix_gain = nn.Parameter(torch.full((2 * cfg.rounds, cfg.width), cfg.layer_scale))
 
-    def forward(self, memory: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, memory: Tensor, bias: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``bias``: the cross-attentions' logit bias (``ray_bias``), or None."""
         bank = self.bank.expand(memory.shape[0], -1, -1)
         if not self.dual:
             geo = bank
             for r in self.geometry:
-                geo = r(geo, memory)
+                geo = r(geo, memory, bias)
             return geo, geo
         geo, app = bank + self.stream_codes[0], bank + self.stream_codes[1]
         for i, (rg, ra) in enumerate(zip(self.geometry, self.appearance, strict=True)):
-            geo, app = rg(geo, memory), ra(app, memory)
+            geo, app = rg(geo, memory, bias), ra(app, memory, bias)
             geo, app = (
                 geo + self.mix_gain[2 * i] * self.mix[2 * i](app),
                 app + self.mix_gain[2 * i + 1] * self.mix[2 * i + 1](geo),
@@ -382,6 +410,7 @@ class FeedForwardModel(nn.Module):
         self.tokenizer = Tokenizer(self.cfg)
         self.encoder = Encoder(self.cfg)
         self.decoder = Decoder(self.cfg)
+        self.ray_bias = RayBias(self.cfg.heads) if self.cfg.ray_bias else None
 
     def forward(
         self, images: Tensor, c2w: Tensor, Ks: Tensor, *, stage: int | None = None, blend: float = 0.0
@@ -398,7 +427,9 @@ class FeedForwardModel(nn.Module):
             raise SplatpackError(f"image size {w}x{h} does not divide into {cfg.patch}x{cfg.patch} patches")
         frame = canonical_frame(c2w)
         cams = frame.cameras_to_canonical(c2w)
-        geo, app = self.encoder(self.tokenizer(images, cams, Ks))
+        tokens, rays = self.tokenizer(images, cams, Ks)
+        bias = None if self.ray_bias is None else self.ray_bias(self.decoder.anchors, rays)
+        geo, app = self.encoder(tokens, bias)
         cand = self.decoder(geo, app, images.mean(dim=(1, 2, 3)))
         out = merge_candidates(cand, stage)
         if blend > 0:

@@ -12,6 +12,7 @@ keeps memory at a few chunk-sized buffers whatever the scene size.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -133,12 +134,35 @@ class TilePlan:
     n_tiles: int  # tiles over all cameras
     tiles_x: int
     tiles_y: int
-    chunks: list  # [(tile indices (B,), pair indices (B, K) padded with M)]
+    tile_counts: Tensor  # (n_tiles,) pairs per tile
+    tile_size: int
+
+    @functools.cached_property
+    def chunks(self) -> list:
+        """[(tile indices (B,), pair indices (B, K) padded with M)]: tiles with similar pair counts together, so
+        the padding stays small. Built on first use (the importance kernel walks the pairs itself)."""
+        counts = self.tile_counts
+        tile_start = torch.cumsum(counts, 0) - counts
+        by_count = torch.argsort(counts, stable=True)
+        by_count = by_count[counts[by_count] > 0]
+        sorted_counts = counts[by_count].tolist()
+        pixels = self.tile_size * self.tile_size
+        chunks, begin, m = [], 0, len(self.pair_ids)
+        for i, k in enumerate(sorted_counts):
+            last = i + 1 == len(sorted_counts)
+            if last or (i + 2 - begin) * sorted_counts[i + 1] * pixels > CHUNK_ELEMENTS:
+                chunk_tiles = by_count[begin : i + 1]
+                arange = torch.arange(k, device=counts.device)
+                idx = tile_start[chunk_tiles, None] + arange
+                idx = torch.where(arange < counts[chunk_tiles, None], idx, m)
+                chunks.append((chunk_tiles, idx))
+                begin = i + 1
+        return chunks
 
 
 @torch.no_grad()
 def plan_tiles(proj: Projection, width: int, height: int, tile_size: int) -> TilePlan:
-    """(tile, Gaussian) pairs for every visible Gaussian's bounding box, sorted, and the chunk schedule."""
+    """(tile, Gaussian) pairs for every visible Gaussian's bounding box, sorted by (tile, depth)."""
     n_cams, n = proj.depths.shape
     tiles_x, tiles_y = math.ceil(width / tile_size), math.ceil(height / tile_size)
     device = proj.depths.device
@@ -161,26 +185,8 @@ def plan_tiles(proj: Projection, width: int, height: int, tile_size: int) -> Til
     tiles = (cam[src] * tiles_y + ty) * tiles_x + tx
     tiles, perm = torch.sort(tiles, stable=True)
     pair_ids = (cam * n + gid)[src][perm]
-
     n_tiles = n_cams * tiles_x * tiles_y
-    tile_counts = torch.bincount(tiles, minlength=n_tiles)
-    tile_start = torch.cumsum(tile_counts, 0) - tile_counts
-    # Chunks of tiles with similar pair counts keep the padding small.
-    by_count = torch.argsort(tile_counts, stable=True)
-    by_count = by_count[tile_counts[by_count] > 0]
-    sorted_counts = tile_counts[by_count].tolist()
-    pixels = tile_size * tile_size
-    chunks, begin, m = [], 0, len(pair_ids)
-    for i, k in enumerate(sorted_counts):
-        last = i + 1 == len(sorted_counts)
-        if last or (i + 2 - begin) * sorted_counts[i + 1] * pixels > CHUNK_ELEMENTS:
-            chunk_tiles = by_count[begin : i + 1]
-            arange = torch.arange(k, device=device)
-            idx = tile_start[chunk_tiles, None] + arange
-            idx = torch.where(arange < tile_counts[chunk_tiles, None], idx, m)
-            chunks.append((chunk_tiles, idx))
-            begin = i + 1
-    return TilePlan(pair_ids, tiles, n_tiles, tiles_x, tiles_y, chunks)
+    return TilePlan(pair_ids, tiles, n_tiles, tiles_x, tiles_y, torch.bincount(tiles, minlength=n_tiles), tile_size)
 
 
 def pixel_terms(tile_size: int, dtype, device) -> Tensor:

@@ -45,7 +45,7 @@ def view_contributions(
     )  # fmt: skip
     coefs = coefs.contiguous()
     offsets = torch.zeros(plan.n_tiles + 1, dtype=torch.int64, device=coefs.device)
-    torch.cumsum(torch.bincount(plan.pair_tiles, minlength=plan.n_tiles), 0, out=offsets[1:])
+    torch.cumsum(plan.tile_counts, 0, out=offsets[1:])
     per_pair = native.tile_importance(coefs, offsets, tile_size, plan.tiles_x, plan.tiles_y, width, height)
 
     shape = viewmats.shape[0], means.shape[0]

@@ -8,6 +8,7 @@ its 4 vectors on its 4 target positions. All tiles and groups are solved at once
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 
 import torch
@@ -102,8 +103,9 @@ def _tile_positions(
 class _Sorter:
     """State of one PLAS run: the current grid (H*W, C), which input index sits in each cell, and the RNG."""
 
-    def __init__(self, grid: torch.Tensor, seed: int, shuffle: bool):
+    def __init__(self, grid: torch.Tensor, seed: int, shuffle: bool, kernel_threads: int = 1):
         self.height, self.width, self.channels = grid.shape
+        self.kernel_threads = kernel_threads
         self.device = grid.device
         self.gen = torch.Generator().manual_seed(seed)
         n = self.height * self.width
@@ -152,7 +154,9 @@ class _Sorter:
             perm = torch.randperm(cells, generator=self.gen).to(self.device)
             if self.native is not None:
                 # Same decisions bit for bit, in place, without the temporaries (cuda/include/splatpack_math.h).
-                gains = self.native.plas_assign(x, y, idx, perm)
+                # One call is ~65k independent groups: long enough to share among the caller's threads.
+                with _torch_threads(self.kernel_threads):
+                    gains = self.native.plas_assign(x, y, idx, perm)
             else:
                 gains = self._assign(x, y, idx, perm, xs, ys)
             gain = float(gains.sum(dtype=torch.float64))
@@ -219,13 +223,27 @@ def plas_sort(
         torch.set_num_threads(1)
     try:
         with torch.inference_mode():
-            sorter = _Sorter(grid.detach(), seed, shuffle)
+            sorter = _Sorter(grid.detach(), seed, shuffle, kernel_threads=threads)
             radii = radius_schedule(grid.shape[0], grid.shape[1], min_blur_radius, radius_decay)
             for radius in _progress(radii, progress):
                 sorter.sort_at_radius(radius, min_block_size, improvement_break)
             return sorter.order.reshape(grid.shape[0], grid.shape[1]).clone()
     finally:
         torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def _torch_threads(count: int):
+    """Torch's intra-op threads set to ``count`` inside the block (the CPU kernel's ``at::parallel_for`` uses them)."""
+    before = torch.get_num_threads()
+    if count == before:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _progress(radii: list[int], show: bool):
