@@ -232,6 +232,15 @@ def test_checkpoint_round_trip_fp32_exact_fp16_close(tmp_path):
         save_checkpoint(tmp_path / "half.pt", model)
         half, _ = load_checkpoint(tmp_path / "half.pt")
         torch.testing.assert_close(half(images, c2w, Ks).gaussians.means, ref.means, rtol=0, atol=2e-2)
+        # A checkpoint written before the ray bias existed (no such field, no such weights) loads without it.
+        plain = FeedForwardModel(dataclasses.replace(TINY, ray_bias=False))
+        save_checkpoint(tmp_path / "old.pt", plain, half=False)
+        payload = torch.load(tmp_path / "old.pt", weights_only=True)
+        del payload["config"]["ray_bias"]
+        torch.save(payload, tmp_path / "old.pt")
+        old, _ = load_checkpoint(tmp_path / "old.pt")
+        assert old.ray_bias is None
+        torch.testing.assert_close(old(images, c2w, Ks).gaussians.means, plain(images, c2w, Ks).gaussians.means)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(SplatpackError, match="junk.pt: not a feed-forward checkpoint"):
         load_checkpoint(tmp_path / "junk.pt")

@@ -45,6 +45,7 @@ def load_checkpoint(path: str | os.PathLike, *, device="cpu") -> tuple[FeedForwa
         raise SplatpackError(f"checkpoint version {payload.get('version')} is not {VERSION}", path)
     config = dict(payload["config"])
     config["scale_range"] = tuple(config["scale_range"])
+    config.setdefault("ray_bias", False)  # checkpoints from before the option had no such layer
     model = FeedForwardModel(FeedForwardConfig(**config))
     try:
         model.load_state_dict({k: v.float() for k, v in payload["state"].items()})
