@@ -146,6 +146,45 @@ SP_HD float sp_pixel_step(SpPixel* s, const float* c, float x, float y, int64_t 
   return w;
 }
 
+// The pixels of a tile that pair c can reach: every pixel outside [x0, x1] x [y0, y1] (tile-local pixel
+// indices, inclusive; empty when x0 > x1) has an exponent above SP_SKIP_EXPONENT, so sp_pixel_step would skip
+// it. The exponent is a quadratic 0.5 d^T A d + g^T d + c5 with A = [[2 c0, c1], [c1, 2 c2]]; its sublevel set
+// is an ellipse whose bounding box is solved in double for a threshold raised by a bound on the float rounding
+// of sp_pixel_step's evaluation, so no pixel the walk would composite falls outside. Not positive definite
+// (degenerate): the whole tile.
+struct SpBox {
+  int x0, x1, y0, y1;
+};
+
+SP_HD SpBox sp_pair_box(const float* c, int tile_size) {
+  SpBox box = {0, tile_size - 1, 0, tile_size - 1};
+  const double a = 2.0 * c[0], b = c[1], d = 2.0 * c[2], gx = c[3], gy = c[4];
+  const double det = a * d - b * b;
+  if (!(det > 0.0 && a > 0.0)) return box;
+  const double half = 0.5 * tile_size;
+  // |each term| at the farthest pixel centre of the tile, summed: the float evaluation errs by far less than
+  // 1e-6 of it (six roundings of 2^-24 each).
+  const double reach = fabs(c[0]) * half * half + fabs(b) * half * half + fabs(c[2]) * half * half +
+                       fabs(gx) * half + fabs(gy) * half + fabs((double)c[5]);
+  const double inv_xx = d / det, inv_yy = a / det, inv_xy = -b / det;
+  const double cx = -(inv_xx * gx + inv_xy * gy), cy = -(inv_xy * gx + inv_yy * gy);
+  const double e_min = c[5] + 0.5 * (gx * cx + gy * cy);
+  const double budget = SP_SKIP_EXPONENT - e_min + 1e-6 * reach + 1e-6;
+  if (!(budget >= 0.0)) {
+    box.x0 = 1, box.x1 = 0;  // reaches no pixel
+    return box;
+  }
+  const double hx = sqrt(2.0 * budget * inv_xx), hy = sqrt(2.0 * budget * inv_yy);
+  // pixel p's centre is p + 0.5 - half; one pixel of slack on each side
+  const double lo_x = floor(cx - hx + half - 0.5) - 1.0, hi_x = ceil(cx + hx + half - 0.5) + 1.0;
+  const double lo_y = floor(cy - hy + half - 0.5) - 1.0, hi_y = ceil(cy + hy + half - 0.5) + 1.0;
+  box.x0 = lo_x > 0.0 ? (lo_x < tile_size ? (int)lo_x : tile_size) : 0;
+  box.x1 = hi_x < tile_size - 1.0 ? (hi_x >= 0.0 ? (int)hi_x : -1) : tile_size - 1;
+  box.y0 = lo_y > 0.0 ? (lo_y < tile_size ? (int)lo_y : tile_size) : 0;
+  box.y1 = hi_y < tile_size - 1.0 ? (hi_y >= 0.0 ? (int)hi_y : -1) : tile_size - 1;
+  return box;
+}
+
 // Tile-local pixel centre of pixel (px, py) relative to the tile centre, as _torch_impl.pixel_terms.
 SP_HD float sp_pixel_offset(int p, int tile_size) { return (float)p + 0.5f - 0.5f * (float)tile_size; }
 
