@@ -13,6 +13,8 @@ import math
 import numpy as np
 import torch
 
+from splatpack.torch_threads import torch_threads
+
 # Bytes of one chunk of the (rows, k) float32 distance matrix: small enough to stay near the CPU caches,
 # large enough that each chunk is one efficient matrix product.
 ASSIGN_CHUNK_BYTES = 16 * 2**20
@@ -276,15 +278,10 @@ def kmeans_palette(x, k: int, iterations: int = 10, seed: int = 0, device: str |
     else:
         gen = torch.Generator().manual_seed(seed)
         fit = lloyd if n * k * xt.shape[1] <= PALETTE_PASS_BUDGET else _ivf_lloyd
-        threads = torch.get_num_threads()
-        if xt.device.type == "cpu":
-            # Thousands of short passes: on a busy 2-core CPU a thread team's barriers cost more than they save
-            # (flat 60k x 8192 x 24: 1 thread 2.3x faster than 2, inverted file ~14x; BENCHMARKS.md).
-            torch.set_num_threads(1)
-        try:
+        # Thousands of short passes: on a busy 2-core CPU a thread team's barriers cost more than they save
+        # (flat 60k x 8192 x 24: 1 thread 2.3x faster than 2, inverted file ~14x; BENCHMARKS.md).
+        with torch_threads(1 if xt.device.type == "cpu" else torch.get_num_threads()):
             centroids, labels = fit(xt, k, iterations, gen)
-        finally:
-            torch.set_num_threads(threads)
     if as_numpy:
         return centroids.cpu().numpy(), labels.cpu().numpy()
     return centroids, labels

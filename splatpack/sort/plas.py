@@ -8,13 +8,13 @@ its 4 vectors on its 4 target positions. All tiles and groups are solved at once
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 
 import torch
 
 from splatpack import kernels
 from splatpack.errors import SplatpackError
+from splatpack.torch_threads import torch_threads
 
 # The 24 permutations of 4 items, identity first (so "no change" is permutation 0).
 _PERMS = torch.tensor(list(itertools.permutations(range(4))), dtype=torch.int64)
@@ -155,7 +155,7 @@ class _Sorter:
             if self.native is not None:
                 # Same decisions bit for bit, in place, without the temporaries (cuda/include/splatpack_math.h).
                 # One call is ~65k independent groups: long enough to share among the caller's threads.
-                with _torch_threads(self.kernel_threads):
+                with torch_threads(self.kernel_threads):
                     gains = self.native.plas_assign(x, y, idx, perm)
             else:
                 gains = self._assign(x, y, idx, perm, xs, ys)
@@ -217,33 +217,14 @@ def plas_sort(
     if not 0 < radius_decay < 1:
         raise SplatpackError(f"PLAS radius_decay must be in (0, 1), got {radius_decay}")
     threads = torch.get_num_threads()
-    if grid.device.type == "cpu":
-        # PLAS is thousands of short passes: on CPU a thread team's barriers cost more than they save
-        # (2 threads ran 10x slower than 1 per pass at 256x256 on a busy 2-core machine).
-        torch.set_num_threads(1)
-    try:
-        with torch.inference_mode():
-            sorter = _Sorter(grid.detach(), seed, shuffle, kernel_threads=threads)
-            radii = radius_schedule(grid.shape[0], grid.shape[1], min_blur_radius, radius_decay)
-            for radius in _progress(radii, progress):
-                sorter.sort_at_radius(radius, min_block_size, improvement_break)
-            return sorter.order.reshape(grid.shape[0], grid.shape[1]).clone()
-    finally:
-        torch.set_num_threads(threads)
-
-
-@contextlib.contextmanager
-def _torch_threads(count: int):
-    """Torch's intra-op threads set to ``count`` inside the block (the CPU kernel's ``at::parallel_for`` uses them)."""
-    before = torch.get_num_threads()
-    if count == before:
-        yield
-        return
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    # PLAS is thousands of short passes: on CPU a thread team's barriers cost more than they save
+    # (2 threads ran 10x slower than 1 per pass at 256x256 on a busy 2-core machine).
+    with torch_threads(1 if grid.device.type == "cpu" else threads), torch.inference_mode():
+        sorter = _Sorter(grid.detach(), seed, shuffle, kernel_threads=threads)
+        radii = radius_schedule(grid.shape[0], grid.shape[1], min_blur_radius, radius_decay)
+        for radius in _progress(radii, progress):
+            sorter.sort_at_radius(radius, min_block_size, improvement_break)
+        return sorter.order.reshape(grid.shape[0], grid.shape[1]).clone()
 
 
 def _progress(radii: list[int], show: bool):
