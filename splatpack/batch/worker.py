@@ -60,22 +60,19 @@ def _environment(task: Task) -> dict:
     return env
 
 
-def _announce(key: str) -> None:
+def _current_worker():
+    """The Dask worker running this task, or None when ``run_task`` is called directly."""
+    from distributed import get_worker
+
     try:
-        from distributed import get_worker
-
-        get_worker().log_event(EVENT_TOPIC, {"key": key, "state": "running"})
+        return get_worker()
     except ValueError:
-        pass  # not on a Dask worker (called directly)
+        return None
 
 
-def _worker_address() -> str | None:
-    try:
-        from distributed import get_worker
-
-        return get_worker().address
-    except ValueError:
-        return None  # not on a Dask worker (called directly)
+def _announce(worker, key: str) -> None:
+    if worker is not None:
+        worker.log_event(EVENT_TOPIC, {"key": key, "state": "running"})
 
 
 def _begin_attempt(folder) -> int:
@@ -134,7 +131,8 @@ def run_task(task: Task, out_dir) -> dict:
 
     out_dir = Path(out_dir)
     started_at = time.time()
-    _announce(task.key)
+    worker = _current_worker()
+    _announce(worker, task.key)
     staging = staging_dir(out_dir) / task.key
     attempts = _begin_attempt(staging)
     inputs = fingerprint(task.source)
@@ -161,7 +159,7 @@ def run_task(task: Task, out_dir) -> dict:
         "inputs": inputs,
         "attempts": attempts,
         "seconds": seconds,
-        "worker": _worker_address(),
+        "worker": worker.address if worker is not None else None,
         "started_at": started_at,
     }
     if proc.returncode == 0:
