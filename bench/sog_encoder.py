@@ -83,7 +83,7 @@ def stages_child(scene: Path, out: Path, sort: str) -> None:
     """Write the scene as SOG in-process with the encoder's stages wrapped in timers; print one JSON line."""
     import splatpack.sort
     from splatpack.io import ply, sog
-    from splatpack.quant import kmeans
+    from splatpack.quant import kmeans, scalar
 
     times: dict[str, float] = {}
 
@@ -103,7 +103,7 @@ def stages_child(scene: Path, out: Path, sort: str) -> None:
     splatpack.sort.grid_order = timed("sort", splatpack.sort.grid_order)
     # The encoder imports these at call time, so patching their modules times them.
     kmeans.kmeans_palette = timed("palette", kmeans.kmeans_palette)
-    kmeans.kmeans_1d = timed("codebooks", kmeans.kmeans_1d)
+    scalar.kmeans_1d = timed("codebooks", scalar.kmeans_1d)
     sog._webp = timed("webp (summed over threads)", sog._webp)
     start = time.perf_counter()
     sog.write(s, out, sort=sort)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from splatpack.quant import kmeans as km
+from splatpack.quant.scalar import kmeans_1d
 
 
 def _sse(x: np.ndarray, centroids: np.ndarray, labels: np.ndarray) -> float:
@@ -48,7 +49,7 @@ def test_kmeans_1d_matches_brute_force_on_small_sets(seed):
     v = np.concatenate([rng.normal(0, 1, n - 3), rng.normal(5, 0.2, 3)])
     if seed % 3 == 0:
         v[1] = v[0]  # a repeated value
-    book, labels = km.kmeans_1d(v, k=k)
+    book, labels = kmeans_1d(v, k=k)
     assert book.shape == (k,) and book.dtype == np.float32 and np.all(np.diff(book) >= 0)
     assert _sse(v, book, labels) == pytest.approx(_best_partition_sse(v, k), rel=1e-5, abs=1e-9)
 
@@ -56,14 +57,14 @@ def test_kmeans_1d_matches_brute_force_on_small_sets(seed):
 def test_kmeans_1d_matches_exact_dp():
     rng = np.random.default_rng(7)
     v = np.concatenate([rng.standard_t(3, 150), rng.normal(9, 0.05, 30)])
-    book, labels = km.kmeans_1d(v, k=8)
+    book, labels = kmeans_1d(v, k=8)
     assert _sse(v, book, labels) == pytest.approx(_exact_dp_sse(v, 8), rel=1e-5)
 
 
 def test_kmeans_1d_is_lloyd_optimal():
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(0, 1, 20000), rng.normal(8, 0.1, 500)])
-    book, labels = km.kmeans_1d(x, k=16)
+    book, labels = kmeans_1d(x, k=16)
     assert np.all(np.diff(book) >= 0)
     # Each label is the nearest entry and each entry the mean of its cell (Lloyd's fixed point).
     assert np.array_equal(np.abs(x[:, None] - book[None, :].astype(np.float64)).argmin(1), labels)
@@ -78,12 +79,12 @@ def test_kmeans_1d_is_lloyd_optimal():
 def test_kmeans_1d_any_shape_and_tensors():
     rng = np.random.default_rng(2)
     x = rng.normal(size=(300, 3))
-    book, labels = km.kmeans_1d(x, k=32)
+    book, labels = kmeans_1d(x, k=32)
     assert labels.shape == (300, 3)
-    tbook, tlabels = km.kmeans_1d(torch.from_numpy(x), k=32)
+    tbook, tlabels = kmeans_1d(torch.from_numpy(x), k=32)
     assert isinstance(tbook, torch.Tensor) and np.array_equal(tbook.numpy(), book)
     assert np.array_equal(tlabels.numpy(), labels)
-    few, lab = km.kmeans_1d(np.array([1.0, 1.0, 2.0]), k=4)  # fewer distinct values than entries
+    few, lab = kmeans_1d(np.array([1.0, 1.0, 2.0]), k=4)  # fewer distinct values than entries
     assert set(few[lab].tolist()) == {1.0, 2.0}
 
 

@@ -7,6 +7,7 @@ import io
 import json
 import math
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -189,14 +190,30 @@ def test_bundled_and_unbundled_forms_agree(tmp_path):
     assert detect_format(tmp_path / "b.sog") == "sog"
 
 
-def test_auto_sort_skips_plas_on_spatially_ordered_input():
+def test_morton_texels_follow_the_log_domain_morton_order_whatever_the_input_order():
     from splatpack.sort import morton_order
 
-    src = scene(4096, 1)  # positions drawn at random: the input order is not spatial
-    assert sog.choose_sort(src) == "plas"
-    ordered = src[morton_order(src.means)]
-    assert sog.choose_sort(ordered) == "morton"
-    assert sog.encode(ordered, sort="auto") == sog.encode(ordered, sort="morton")
+    src = scene(4096, 1)
+    shuffled = src[torch.randperm(len(src), generator=torch.Generator().manual_seed(0))]
+    logs = np.sign(src.means.numpy().astype(np.float64)) * np.log1p(np.abs(src.means.numpy().astype(np.float64)))
+    order, width = sog.texel_order(src.numpy(np.float64), "morton", 64)
+    assert width == 64 and np.array_equal(order, morton_order(logs))
+    assert sog.encode(src) == sog.encode(shuffled)  # the default order depends on the content alone
+    with pytest.raises(SplatpackError, match="unknown grid order 'auto'"):
+        sog.encode(src, sort="auto")
+
+
+def test_sog_without_sh_bands_encodes_without_torch(tmp_path):
+    src = tmp_path / "s.ply"
+    ply.write(scene(3000, 0), src)
+    code = (
+        "import sys; from splatpack.io import ply, sog; "
+        f"sog.write(ply.read({str(src)!r}, arrays='numpy'), {str(tmp_path / 's.sog')!r}); "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    back = sog.read(tmp_path / "s.sog")
+    assert len(back) == 3000
 
 
 def test_sh_degree_option(tmp_path):

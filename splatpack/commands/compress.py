@@ -24,8 +24,8 @@ class Command:
     smallest): the scene distilled against renders of itself (OMG's pruning to the fewest Gaussians that keep
     the picture, attributes fitted and sub-vector quantized; minutes on a CPU, progress shown; the summary gives
     the held-out render PSNR against the input), or with --steps 0 every Gaussian quantized directly.
-    PLY, compressed PLY, SPZ and .splat conversions run on numpy alone; SOG, LOD SOG, glTF and .spk load PyTorch
-    (sorting, k-means, SH rotation), a few seconds more."""
+    PLY, compressed PLY, SPZ, .splat and SOG without SH bands run on numpy alone; SOG with SH bands (the palette
+    k-means) or --sort plas, LOD SOG, glTF and .spk load PyTorch, a few seconds more."""
 
     input: tyro.conf.Positional[Path]
     """Input splat file (.ply, .compressed.ply, .spz, .splat, .sog or a SOG folder/meta.json, .spk)."""
@@ -41,9 +41,10 @@ class Command:
     """Size preset. SOG: tiny / small / balanced (default) / high (SH palette and codebook sizes). .spk: XS
     (default, the fewest Gaussians) / S / M / L / XL (OMG's pruning keeps 96 / 98 / 99 / 99.9 / 99.99 % of the
     importance-distinctiveness score mass)."""
-    sort: Literal["plas", "auto", "morton", "none"] = "plas"
-    """How the grid format orders Gaussians into its 2D textures (PLAS gives the smallest files; auto: Morton when
-    the input order is already spatial, else PLAS - a guess that BENCHMARKS.md shows can miss either way)."""
+    sort: Literal["morton", "plas", "none"] = "morton"
+    """How SOG orders Gaussians into its 2D textures: morton (Morton order of the centres, row by row: the
+    smallest files on every scene measured, and no PyTorch), plas (PLAS on position, scale and colour; needs
+    PyTorch, slower) or none (the input order)."""
     spk_positions: str = "fp16"
     """How .spk stores positions: fp16 (OMG's choice) or fixed<bits> (1-21 bits per axis over the bounding box:
     fixed16 is finer for scenes far from the origin, ~40 % more position bytes)."""
@@ -100,14 +101,9 @@ class Command:
         if out_fmt == "spk" and self.distill.steps > 0:
             self._distil(splats, in_fmt, preset, start)
             return
-        sort = self.sort
-        if out_fmt == "sog" and sort == "auto":
-            from splatpack.io.sog import choose_sort
-
-            sort = choose_sort(splats)
         options = {
             "spz": {"version": self.spz_version},
-            "sog": {"sort": sort, "seed": self.seed, "preset": preset},
+            "sog": {"sort": self.sort, "seed": self.seed, "preset": preset},
             "lod-sog": {"lod_levels": self.lod_levels, "seed": self.seed, "preset": preset},
             "spk": {"positions": self.spk_positions, "seed": self.seed},
             "ply": {"normals": self.normals},
@@ -118,7 +114,7 @@ class Command:
         print(
             f"{self.input} ({in_fmt}, {human_bytes(in_size)}) -> {self.output} ({out_fmt}, {human_bytes(out_size)}): "
             f"{len(splats):,} Gaussians, SH degree {splats.sh_degree}, "
-            + (f"{sort} grid order, " if out_fmt == "sog" else "")
+            + (f"{self.sort} grid order, " if out_fmt == "sog" else "")
             + f"{ratio_text(in_size, out_size)} than the input, "
             f"{out_size / max(len(splats), 1):.2f} B/Gaussian, {time.perf_counter() - start:.1f} s"
         )

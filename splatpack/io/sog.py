@@ -34,14 +34,16 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, WebPImagePlugin  # noqa: F401 (registered first: Image.open then loads no other plugin)
 
 from splatpack.errors import SplatpackError
 from splatpack.io.atomic import atomic_folder, atomic_output
 from splatpack.io.files import check_expansion, check_input, read_input_bytes
 from splatpack.io.values import unit_quaternions
 from splatpack.progress import stage
+from splatpack.quant.scalar import kmeans_1d
 from splatpack.scene import SH_REST_COUNT, Arrays, Splats
+from splatpack.sort.morton import morton_order
 
 VERSION = 2
 PALETTE_ROW = 64  # palette entries per row of shN_centroids
@@ -496,6 +498,15 @@ def palette_size(n: int) -> int:
     return int(min(64, 2 ** math.floor(math.log2(n / 1024))) * 1024)
 
 
+# Grid orders the encoder offers, the default first.
+SORTS = ("morton", "plas", "none")
+
+
+def _log_positions(means: np.ndarray) -> np.ndarray:
+    """Centres in the domain the position textures store: sign(x) * log(1 + |x|)."""
+    return np.sign(means) * np.log1p(np.abs(means))
+
+
 def texture_key(splats: Splats):
     """(N, 9) grid-sort key in the domain the textures store: log-transformed centres, log scales and DC
     colour, each channel z-scored (unlike ``splatpack.sort.self_organizing_key``, which sorts activated values
@@ -508,6 +519,24 @@ def texture_key(splats: Splats):
     key = (key - key.mean(0)) / key.std(0, correction=0).clamp_min(1e-12)
     key[:, :3] *= 12.0
     return key
+
+
+def texel_order(splats: Splats, sort: str, width: int, seed: int = 0) -> tuple[np.ndarray, int]:
+    """(int64 permutation, grid width) placing ``splats`` (numpy) into the textures row by row.
+
+    "morton": the Morton order of the log-domain centres, row after row, so each texel's left neighbour (what
+    WebP's lossless predictors lean on most) is its Morton predecessor; the smallest files and by far the
+    fastest on every scene measured (BENCHMARKS.md, "SOG grid order"). "plas": PLAS on ``texture_key`` (torch;
+    smaller scale and colour textures, larger position ones). "none": the input order.
+    """
+    if sort == "none":
+        return np.arange(len(splats)), width
+    if sort == "morton":
+        return morton_order(_log_positions(splats.means)), width
+    from splatpack.sort import grid_order
+
+    order, grid_width = grid_order(texture_key(splats.torch()), "plas", width=width, seed=seed)
+    return order.numpy().astype(np.int64), grid_width
 
 
 def _pack_quats(q: np.ndarray) -> np.ndarray:
@@ -557,37 +586,10 @@ def _webp(tex: np.ndarray, method: int, quality: int) -> bytes:
 PRESETS = {"tiny": (0.0625, 6), "small": (0.25, 6), "balanced": (1.0, 10), "high": (2.0, 20)}
 
 
-# An input order whose grid neighbour distance (on ``texture_key``) is within this factor of a Morton layout's is
-# already spatially ordered: biker's 1.7x, a Morton-sorted 500k scene's 1.5x; shuffled scenes are >= 9x.
-ORDERED_RATIO = 3.0
-_ESTIMATE_ROWS = 64  # grid rows the estimate looks at
-
-
-def choose_sort(splats: Splats) -> str:
-    """The grid order ``sort="auto"`` picks: "morton" when the input order is already spatially ordered, else
-    "plas". A guess from the input order alone: whether PLAS beats Morton depends on the content, and it missed
-    both ways on the scenes in BENCHMARKS.md ("SOG encoder"). Costs a Morton sort and a band of grid rows."""
-    import torch
-
-    from splatpack.sort import grid_order
-    from splatpack.sort.quality import neighbour_distance
-
-    width = texture_shape(len(splats))[0]
-    rows = min(len(splats) // width, _ESTIMATE_ROWS)
-    if rows < 2:
-        return "plas"
-    key = texture_key(splats.detach().to("cpu", torch.float32))
-    morton, _ = grid_order(key, "morton", width=width)
-    band = rows * width
-    given = neighbour_distance(key[:band].reshape(rows, width, -1))
-    spatial = neighbour_distance(key[morton[:band]].reshape(rows, width, -1))
-    return "morton" if given <= ORDERED_RATIO * spatial else "plas"
-
-
 def encode(
     splats: Splats,
     *,
-    sort: str = "plas",
+    sort: str = "morton",
     seed: int = 0,
     sh_degree: int | None = None,
     preset: str = "balanced",
@@ -599,24 +601,22 @@ def encode(
 ) -> tuple[dict, dict[str, bytes]]:
     """SOG version 2 of ``splats``: (meta.json object, {file name: WebP bytes}).
 
-    ``sort``: the grid order, "plas", "morton", "none" or "auto" (``choose_sort``).
-    ``preset`` (see ``PRESETS``) scales the SH palette and sets its Lloyd iterations; ``palette`` and
-    ``kmeans_iterations`` override them (palette default: splat-transform's rule, ``palette_size``). The WebP
-    defaults (method 1, quality 100) were the smallest and among the fastest (BENCHMARKS.md, "SOG encoder").
+    ``sort``: the grid order (``SORTS``). ``preset`` (see ``PRESETS``) scales the SH palette and sets its Lloyd
+    iterations; ``palette`` and ``kmeans_iterations`` override them (palette default: splat-transform's rule,
+    ``palette_size``). The WebP defaults (method 1, quality 100) were the smallest and among the fastest
+    (BENCHMARKS.md, "SOG encoder"). Runs on numpy alone unless it needs torch: ``sort="plas"`` or an SH palette.
     """
-    import torch
-
-    from splatpack.quant.kmeans import kmeans_1d, kmeans_palette
-
     n = len(splats)
     if n == 0:
         raise SplatpackError("cannot write an empty scene as SOG", source)
     if preset not in PRESETS:
         raise SplatpackError(f"unknown SOG preset {preset!r}; use one of {', '.join(PRESETS)}", source)
+    if sort not in SORTS:
+        raise SplatpackError(f"unknown grid order {sort!r}; use one of {', '.join(SORTS)}", source)
     palette_scale, preset_iterations = PRESETS[preset]
     palette = palette or min(65536, max(1, int(palette_size(n) * palette_scale)))
     kmeans_iterations = kmeans_iterations or preset_iterations
-    splats = splats.detach().to("cpu", torch.float64)
+    splats = splats.detach().numpy(np.float64)
     splats.validate(check_finite=True, source=source)
     degree = splats.sh_degree if sh_degree is None else sh_degree
     if degree not in SH_REST_COUNT or degree > splats.sh_degree:
@@ -625,33 +625,27 @@ def encode(
     if width > MAX_TEXTURE_SIDE or height > MAX_TEXTURE_SIDE:
         raise SplatpackError(f"{n} Gaussians exceed SOG's {MAX_TEXTURE_SIDE}x{MAX_TEXTURE_SIDE} texture limit", source)
 
-    from splatpack.sort import grid_order
-
     with stage("sort"):
-        if sort == "auto":
-            sort = choose_sort(splats)
-        order, grid_width = grid_order(texture_key(splats), sort, width=width, seed=seed)
-    order = np.asarray(order, dtype=np.int64)
+        order, grid_width = texel_order(splats, sort, width, seed)
     if grid_width != width:
         width, height = grid_width, math.ceil(n / grid_width / 4) * 4
-    s = splats[torch.from_numpy(order)]
+    s = splats[order]
 
     textures: dict[str, np.ndarray] = {}
-    t = s.means.numpy()
-    t = np.sign(t) * np.log1p(np.abs(t))
+    t = _log_positions(s.means)
     mins, maxs = t.min(axis=0), t.max(axis=0)
     span = maxs - mins
     q16 = np.where(span > 0, np.rint(65535 * (t - mins) / np.where(span > 0, span, 1)), 0).astype(np.int64)
     textures["means_l.webp"] = _grid(_rgba([q16[:, i] & 0xFF for i in range(3)]), width, height)
     textures["means_u.webp"] = _grid(_rgba([q16[:, i] >> 8 for i in range(3)]), width, height)
 
-    textures["quats.webp"] = _grid(_pack_quats(s.quats.numpy()), width, height)
+    textures["quats.webp"] = _grid(_pack_quats(s.quats), width, height)
 
-    scale_book, scale_labels = kmeans_1d(s.log_scales.numpy())
+    scale_book, scale_labels = kmeans_1d(s.log_scales)
     textures["scales.webp"] = _grid(_rgba(list(scale_labels.T)), width, height)
 
-    dc_book, dc_labels = kmeans_1d(s.sh0[:, 0].numpy())
-    alpha = np.rint(s.opacities.numpy() * 255)
+    dc_book, dc_labels = kmeans_1d(s.sh0[:, 0])
+    alpha = np.rint(s.opacities * 255)
     textures["sh0.webp"] = _grid(_rgba(list(dc_labels.T), alpha), width, height)
 
     meta: dict = {
@@ -667,8 +661,10 @@ def encode(
     if degree > 0:
         k = SH_REST_COUNT[degree]
         # Rows in f_rest order (channel-major), the order the palette texels store them in.
-        rest = s.shN[:, :k].permute(0, 2, 1).reshape(n, 3 * k).numpy()
+        rest = s.shN[:, :k].transpose(0, 2, 1).reshape(n, 3 * k)
         with stage("palette"):
+            from splatpack.quant.kmeans import kmeans_palette  # torch
+
             entries, labels = kmeans_palette(rest, palette, kmeans_iterations, seed)
         book, codes = kmeans_1d(entries)
         m = len(entries)

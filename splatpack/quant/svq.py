@@ -68,7 +68,8 @@ def fit(values, length: int, k: int, *, seed: int = 0, iterations: int = 20) -> 
 
     Codebooks never hold more entries than there are rows (a codebook larger than its data only costs bytes).
     """
-    from splatpack.quant.kmeans import kmeans_1d, kmeans_palette  # torch: fitting, not decoding
+    from splatpack.quant.kmeans import kmeans_palette  # torch: fitting, not decoding
+    from splatpack.quant.scalar import kmeans_1d
 
     x = values.detach().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
     x = np.ascontiguousarray(x, dtype=np.float32).reshape(len(x), -1)
