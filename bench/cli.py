@@ -33,6 +33,7 @@ import signal
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -76,13 +77,17 @@ def measure(cmd: list[str], timeout: float) -> dict:
         start = time.perf_counter()
         # Its own session, so a timeout kills the whole tree (time, node or python, their threads).
         proc = subprocess.Popen(full, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT, start_new_session=True)
+        # A blocking wait with a timer to kill: Popen.wait(timeout) polls with sleeps of up to 50 ms, which
+        # rounded every sub-second run up to the next poll.
+        killer = threading.Timer(timeout, os.killpg, (proc.pid, signal.SIGKILL))
+        killer.start()
         try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-            return {"timed_out": True, "wall_s": None, "peak_mb": None}
+        finally:
+            killer.cancel()
         wall = time.perf_counter() - start
+        if proc.returncode == -signal.SIGKILL and wall >= timeout:
+            return {"timed_out": True, "wall_s": None, "peak_mb": None}
         if proc.returncode != 0:
             err.seek(0)
             raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {err.read().decode()[-2000:]}")
