@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import plyfile
-from numpy.lib import recfunctions as rfn
 
 from splatpack.edit.nonfinite import resolve
 from splatpack.errors import SplatpackError
@@ -299,6 +298,9 @@ def read(path: str | os.PathLike, *, arrays: Arrays = "torch") -> Splats:
     file_size = path.stat().st_size
     reader = _read_ascii if header.encoding == "ascii" else _read_binary
     records = reader(path, header, vertex, file_size)
+
+    # Imported here: it pulls in numpy.ma (~25 ms), which commands that only write PLYs never need.
+    from numpy.lib import recfunctions as rfn
 
     # One row-wise gather per field, straight into its final layout (casting double / big-endian on the way);
     # f_rest is listed coefficient-major so the file's channel-major order becomes Splats' (N, K, 3).
