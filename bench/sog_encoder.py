@@ -2,8 +2,9 @@
 ``splatpack compress scene.ply out.sog``, each in its own process under GNU time (peak RSS), plus the time of
 every encoder stage.
 
-    .venv/bin/python bench/sog_encoder.py [--n 500000] [--sh-degree 2] [--repeats 1] [--ordered] [--sort auto]
-                                          [--skip palette,compress,stages] [--out bench/results/sog_encoder.json]
+    .venv/bin/python bench/sog_encoder.py [--n 500000] [--sh-degree 2] [--repeats 1] [--ordered]
+                                          [--sort morton|plas|none] [--skip palette,compress,stages]
+                                          [--out bench/results/sog_encoder.json]
 
 The scene is bench/sort.py's structured scene (Gaussians on four spheres and a ground plane, colour and size
 smooth over them) in random input order, with bench/sog_size.py's synthetic SH bands (smooth in position plus
@@ -81,9 +82,8 @@ def palette_child(scene: Path) -> None:
 
 def stages_child(scene: Path, out: Path, sort: str) -> None:
     """Write the scene as SOG in-process with the encoder's stages wrapped in timers; print one JSON line."""
-    import splatpack.sort
     from splatpack.io import ply, sog
-    from splatpack.quant import kmeans, scalar
+    from splatpack.quant import kmeans
 
     times: dict[str, float] = {}
 
@@ -100,10 +100,10 @@ def stages_child(scene: Path, out: Path, sort: str) -> None:
     start = time.perf_counter()
     s = ply.read(scene)
     times["read"] = time.perf_counter() - start
-    splatpack.sort.grid_order = timed("sort", splatpack.sort.grid_order)
-    # The encoder imports these at call time, so patching their modules times them.
+    # The encoder's own names for its order and codebooks; the palette k-means it imports at call time.
+    sog.texel_order = timed("sort", sog.texel_order)
+    sog.kmeans_1d = timed("codebooks", sog.kmeans_1d)
     kmeans.kmeans_palette = timed("palette", kmeans.kmeans_palette)
-    scalar.kmeans_1d = timed("codebooks", scalar.kmeans_1d)
     sog._webp = timed("webp (summed over threads)", sog._webp)
     start = time.perf_counter()
     sog.write(s, out, sort=sort)
@@ -128,7 +128,7 @@ def main() -> None:
     ap.add_argument("--sh-degree", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--ordered", action="store_true", help="write the scene in Morton order")
-    ap.add_argument("--sort", default="auto", help="grid order for compress and the stages run")
+    ap.add_argument("--sort", default="morton", help="grid order for compress and the stages run")
     ap.add_argument("--skip", default="", help="comma-separated: palette, compress, stages")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "sog_encoder.json"))
     ap.add_argument("--child", choices=["palette", "stages"], help=argparse.SUPPRESS)

@@ -28,7 +28,6 @@ import io
 import json
 import math
 import os
-import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -290,11 +289,10 @@ def _open_webp(box: _Container, name: str, data: bytes, count: int | None) -> Im
     if declared is not None:
         _check_texture_size(box, name, *declared, count)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            # The plugin's class, not Image.open: that would first import five other formats' plugins (~20 ms).
-            im = WebPImagePlugin.WebPImageFile(io.BytesIO(data))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # The plugin's class, not Image.open: that would first import five other formats' plugins (~20 ms). The
+        # class refuses only twice Pillow's pixel limit; the limit itself (Image.open's warning) is checked below.
+        im = WebPImagePlugin.WebPImageFile(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
         raise SplatpackError(f"texture {name} is far too large ({str(exc)[:80]})", box.path) from None
     except MemoryError:
         raise
@@ -303,6 +301,12 @@ def _open_webp(box: _Container, name: str, data: bytes, count: int | None) -> Im
             f"texture {name} is not a readable WebP image ({type(exc).__name__}: {str(exc)[:60]})", box.path
         ) from None
     try:
+        pixels = im.width * im.height
+        if Image.MAX_IMAGE_PIXELS and pixels > Image.MAX_IMAGE_PIXELS:
+            raise SplatpackError(
+                f"texture {name} is far too large ({pixels} pixels, over Pillow's limit of {Image.MAX_IMAGE_PIXELS})",
+                box.path,
+            )
         _check_texture_size(box, name, *im.size, count)
     except SplatpackError:
         im.close()
@@ -509,14 +513,15 @@ def _log_positions(means: np.ndarray) -> np.ndarray:
 
 
 def texture_key(splats: Splats):
-    """(N, 9) grid-sort key in the domain the textures store: log-transformed centres, log scales and DC
-    colour, each channel z-scored (unlike ``splatpack.sort.self_organizing_key``, which sorts activated values
-    standardised per attribute). Centres weigh 12x: the high-byte position texture is the one a grid that
-    neglects position hurts most (the weight's size sweep: BENCHMARKS.md, "Sort keys")."""
+    """(N, 9) float32 torch grid-sort key of a numpy scene, in the domain the textures store: log-transformed
+    centres, log scales and DC colour, each channel z-scored (unlike ``splatpack.sort.self_organizing_key``,
+    which sorts activated values standardised per attribute). Centres weigh 12x: the high-byte position texture
+    is the one a grid that neglects position hurts most (the weight's size sweep: BENCHMARKS.md, "Sort keys")."""
     import torch
 
-    means = torch.sign(splats.means) * torch.log1p(splats.means.abs())
-    key = torch.cat([means, splats.log_scales, splats.sh0[:, 0]], dim=1).to(torch.float32)
+    means = torch.from_numpy(_log_positions(splats.means))
+    key = torch.cat([means, torch.from_numpy(splats.log_scales), torch.from_numpy(splats.sh0[:, 0])], dim=1)
+    key = key.to(torch.float32)
     key = (key - key.mean(0)) / key.std(0, correction=0).clamp_min(1e-12)
     key[:, :3] *= 12.0
     return key
@@ -536,7 +541,7 @@ def texel_order(splats: Splats, sort: str, width: int, seed: int = 0) -> tuple[n
         return morton_order(_log_positions(splats.means)), width
     from splatpack.sort import grid_order
 
-    order, grid_width = grid_order(texture_key(splats.torch()), "plas", width=width, seed=seed)
+    order, grid_width = grid_order(texture_key(splats), "plas", width=width, seed=seed)
     return order.numpy().astype(np.int64), grid_width
 
 
